@@ -1,0 +1,30 @@
+"""The FastAPI application: routers of each stage under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from batteryloop import __version__
+from batteryloop.api import problems
+from batteryloop.api.routes import registry
+from batteryloop.store import Database
+
+
+def create_app(db: Database) -> FastAPI:
+    app = FastAPI(
+        title="batteryloop",
+        version=__version__,
+        description="The closed loop of EV traction batteries: registry, tester data, health, "
+        "grading, passport, recycling, carbon and the factory's NMP recovery.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+    )
+    app.state.db = db
+    problems.install(app)
+    app.include_router(registry.router, prefix="/api/v1")
+
+    @app.get("/api/v1/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__, "database": db.dialect}
+
+    return app

@@ -1,0 +1,1 @@
+"""Face: the `batteryloop` command line (Typer + rich)."""

@@ -1,0 +1,1 @@
+"""cycling stage."""

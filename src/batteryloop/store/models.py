@@ -1,0 +1,137 @@
+"""The tables of the registry. Every stage's records hang off ``batteries``.
+
+Hashes and signatures are stored as raw bytes (32 and 64) to keep the ledger table small; the event
+payload is stored as its RFC 8785 canonical JSON text so the bytes that were hashed are the bytes kept.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL needs BIGINT for a large ledger.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+UTCDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    # Raw 32-byte Ed25519 public key; events signed by this organisation are checked against it.
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    roles: Mapped[list[OrganisationRole]] = relationship(
+        back_populates="organisation", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class OrganisationRole(Base):
+    __tablename__ = "organisation_roles"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="roles")
+
+
+class Battery(Base):
+    __tablename__ = "batteries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)  # passport identifier (urn:uuid:)
+    code: Mapped[str | None] = mapped_column(String(32), unique=True)  # GB/T 34014 code
+    kind: Mapped[str] = mapped_column(String(8))  # pack | module | cell
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("batteries.id"), index=True)
+    chemistry: Mapped[str | None] = mapped_column(String(32))
+    rated_capacity_ah: Mapped[float | None] = mapped_column(Float)
+    rated_energy_wh: Mapped[float | None] = mapped_column(Float)
+    nominal_voltage_v: Mapped[float | None] = mapped_column(Float)
+    mass_kg: Mapped[float | None] = mapped_column(Float)
+    manufacturer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    manufactured_on: Mapped[date | None] = mapped_column(Date)
+    manufacturing_place: Mapped[str | None] = mapped_column(String(200))
+    # Projection of the ledger, kept for fast queries; `verify` re-derives it from the events.
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    eu_status: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    responsible_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    head_seq: Mapped[int] = mapped_column(Integer, default=0)
+    head_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Identifier(Base):
+    """Any other name a battery goes by: VIN link, OEM part number, second-life product code."""
+
+    __tablename__ = "identifiers"
+    __table_args__ = (UniqueConstraint("scheme", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    battery_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"), index=True)
+    scheme: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(200), index=True)
+
+
+class Event(Base):
+    """One link of a battery's hash chain. Rows are only ever inserted."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("battery_id", "seq", name="uq_events_battery_seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    battery_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(48))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+
+
+class Lineage(Base):
+    """A second-life battery made from source batteries (many-to-many, both ways)."""
+
+    __tablename__ = "lineage"
+
+    child_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"), primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"), primary_key=True)
+    relation: Mapped[str] = mapped_column(String(24))  # repurposed | remanufactured | ...
+
+
+Index("ix_lineage_parent", Lineage.parent_id)
+Index("ix_events_actor", Event.actor_id)
