@@ -23,7 +23,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Column, Index, MetaData, Table, UniqueConstraint, create_engine, insert, select, text
+from sqlalchemy import (
+    Column,
+    Index,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 
 from batteryloop.registry import canonical

@@ -142,7 +142,7 @@ def test_garbage_upload_is_a_clear_422(client: TestClient) -> None:
 def test_successor_and_lineage(client: TestClient) -> None:
     _orgs(client)
     sources = []
-    for n in range(2):
+    for _n in range(2):
         uid = client.post("/api/v1/batteries", json={"kind": "module"}).json()["uid"]
         for to in ("in_service", "retired", "collected", "tested", "graded"):
             assert client.post(f"/api/v1/batteries/{uid}/status", json={"to": to}).status_code == 201

@@ -71,7 +71,7 @@ def read_rows(path: Path, data: bytes | None = None) -> tuple[list[dict[str, Any
     rows = []
     for number, row in enumerate(reader, start=2):
         if None in row:
-            raise ValidationFailed(f"more fields than the header has", location=f"{name}, line {number}")
+            raise ValidationFailed("more fields than the header has", location=f"{name}, line {number}")
         rows.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()})
     return rows, 2
 

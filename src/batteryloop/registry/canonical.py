@@ -9,6 +9,7 @@ proven identical (tests/registry/test_canonical.py checks against `rfc8785`) tak
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -86,4 +87,26 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
+    """Parse canonical JSON back to the value ``dumps`` took: ``dumps(loads(b)) == b``.
+
+    ``dumps`` writes an integral float of 2**53 or more as a bare integer and refuses such
+    integers, so a number that long read back is a float again.
+    """
+    value = orjson.loads(data)
+    if _LONG_NUMBER.search(data.encode() if isinstance(data, str) else data):
+        value = _unsafe_ints_to_floats(value)
+    return value
+
+
+_LONG_NUMBER = re.compile(rb"\d{16}")  # 2**53 has 16 digits: shorter numbers need no look
+
+
+def _unsafe_ints_to_floats(value: Any) -> Any:
+    kind = type(value)
+    if kind is int:
+        return value if -_SAFE_INT < value < _SAFE_INT else float(value)
+    if kind is list:
+        return [_unsafe_ints_to_floats(item) for item in value]
+    if kind is dict:
+        return {key: _unsafe_ints_to_floats(item) for key, item in value.items()}
+    return value

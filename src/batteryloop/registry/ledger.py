@@ -10,11 +10,11 @@ lose an event.
 
 from __future__ import annotations
 
-from hashlib import sha256
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any, NamedTuple
 
 import orjson

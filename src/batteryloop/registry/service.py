@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from batteryloop.errors import Conflict, NotFound, ValidationFailed
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from batteryloop.registry import gbt34014, identifiers, ledger, signing
 from batteryloop.registry.ledger import Draft
 from batteryloop.registry.lifecycle import lifecycle

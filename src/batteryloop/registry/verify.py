@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from batteryloop.errors import BatteryloopError
-from batteryloop.registry import signing
+from batteryloop.registry import canonical, signing
 from batteryloop.registry.ledger import GENESIS, Organisations, chain_bytes, iso
 from batteryloop.registry.projection import EMPTY, Projection, apply
 from batteryloop.store.models import Battery, Event, Organisation
@@ -160,7 +160,7 @@ def _check_event(chain: _Chain, eid, seq, etype, actor_uid, actor_id, occurred, 
         return
     if sig is not None:
         key = orgs.key.get(actor_id)
-        message = signing.statement(chain.uid, etype, actor_uid, occurred_iso, orjson.loads(payload_bytes))
+        message = signing.statement(chain.uid, etype, actor_uid, occurred_iso, canonical.loads(payload_bytes))
         if key is None or not signing.is_valid(key, sig, message):
             chain.fail("signature", eid, seq, f"{where}: the signature does not verify")
             return

@@ -79,11 +79,12 @@ def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122) -> str
         state = "produced"
         owner = maker.uid
 
-        def event(kind: str, payload: dict, actor: Organisation, when: datetime, deadline: int) -> None:
+        def event(kind: str, payload: dict, actor: Organisation, when: datetime, deadline: int,
+                  bid: int = battery.id) -> None:
             late = rng.random() < 0.08  # some nodes report late
             recorded = _working_days_later(when, deadline + rng.randint(1, 10) if late
                                            else rng.randint(0, deadline))
-            drafts.append(Draft(battery.id, kind, payload, actor.id, when,
+            drafts.append(Draft(bid, kind, payload, actor.id, when,
                                 recorded_at=min(recorded, datetime.now(UTC))))
 
         def move(to: str, actor: Organisation, when: datetime, deadline: int = 15) -> None:

@@ -1,11 +1,11 @@
 """registry: organisations, batteries, identifiers, ledger, lineage
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # The ledger is append-only at the database too: UPDATE and DELETE on events are refused. Someone
 # with owner rights can still drop these triggers; `batteryloop verify` catches what they then do.
