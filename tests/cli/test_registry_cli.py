@@ -66,6 +66,21 @@ def test_register_status_transfer_history_verify(cli, tmp_path: Path) -> None:  
     assert code == 0 and json.loads(out)["events"] == 3
 
 
+def test_verify_takes_and_checks_an_anchor(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _setup(cli, tmp_path)
+    cli("register", "--kind", "pack", "--id", "serial=A-1", "--actor", "Maker")
+    saved = tmp_path / "anchor.json"
+    code, out, _ = cli("verify", "--take-anchor", str(saved), "--json")
+    assert code == 0 and json.loads(saved.read_text())["heads"][0][1] == 1
+    cli("status", "A-1", "in_service", "--actor", "Carco")
+    assert cli("verify", "--anchor", str(saved))[0] == 0
+    forged = json.loads(saved.read_text())
+    forged["heads"][0][2] = "00" * 32
+    saved.write_text(json.dumps(forged))
+    code, _, err = cli("verify", "--anchor", str(saved))
+    assert code == 1 and "anchor was edited" in err
+
+
 def test_signing_with_someone_elses_key_is_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     key = _setup(cli, tmp_path)
     cli("register", "--kind", "pack", "--id", "serial=S-1", "--actor", "Maker")

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from batteryloop.cli.common import console, emit, fail, guarded, unit_of_work
-from batteryloop.registry import gbt34014, reporting, signing
+from batteryloop.registry import anchor, gbt34014, reporting, signing
 from batteryloop.registry.bulk_import import Importer
 from batteryloop.registry.schemas import BatteryIn, OrganisationIn, SuccessorIn
 from batteryloop.registry.service import Registry
@@ -262,10 +262,26 @@ def lineage(ref: str, depth: int = 10, as_json: JSON = False) -> None:
 
 
 @guarded
-def verify(as_json: JSON = False) -> None:
+def verify(
+    anchor_file: Annotated[
+        Optional[Path], typer.Option("--anchor", help="also check against an anchor taken earlier")
+    ] = None,
+    take: Annotated[
+        Optional[Path], typer.Option("--take-anchor", help="write an anchor of every head here")
+    ] = None,
+    as_json: JSON = False,
+) -> None:
     """Re-check every hash chain; exit 1 naming the first broken event of each battery."""
     with unit_of_work() as s:
         report = verify_ledger(s)
+        if anchor_file:
+            try:
+                saved = orjson.loads(anchor_file.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                fail(f"{anchor_file}: not JSON ({exc})")
+            report.breaches.extend(anchor.check(s, saved))
+        if take:
+            take.write_bytes(orjson.dumps(anchor.take(s)))
     data = {
         "ok": report.ok, "batteries": report.batteries, "events": report.events,
         "events_per_second": round(report.events_per_second),

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from batteryloop.api.deps import session
 from batteryloop.errors import ValidationFailed
-from batteryloop.registry import reporting
+from batteryloop.registry import anchor, reporting
 from batteryloop.registry.bulk_import import Importer
 from batteryloop.registry.schemas import (
     BatteryIn,
@@ -172,6 +172,12 @@ def verify_ledger(db: Db) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "breaches": [b.__dict__ for b in report.breaches],
     }
+
+
+@router.get("/anchor")
+def take_anchor(db: Db) -> dict[str, Any]:
+    """Every chain's head and their root hash: keep it outside to detect a rewritten history."""
+    return anchor.take(db)
 
 
 @router.post("/import/{kind}")
