@@ -87,7 +87,9 @@ def _postgres() -> Iterator[Database | None]:
 
 
 def _truncate(database: Database) -> None:
+    """Empty every table, and restore the append-only guard a tampering test may have lifted."""
     with database.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
         conn.execute(text(
             "TRUNCATE lineage, identifiers, events, batteries, organisation_roles, organisations "
             "RESTART IDENTITY CASCADE"
