@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from batteryloop import __version__
 from batteryloop.api import problems
-from batteryloop.api.routes import registry
+from batteryloop.api.routes import cycling, registry
 from batteryloop.store import Database
 
 
@@ -22,6 +22,7 @@ def create_app(db: Database) -> FastAPI:
     app.state.db = db
     problems.install(app)
     app.include_router(registry.router, prefix="/api/v1")
+    app.include_router(cycling.router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from batteryloop.cli import registry
+from batteryloop.cli import cycling, registry
 from batteryloop.cli.common import console, database, guarded
 from batteryloop.settings import get_settings
 
@@ -24,6 +24,7 @@ for name, fn in (
     ("verify", registry.verify), ("import", registry.import_), ("export", registry.export),
 ):
     app.command(name)(fn)
+app.add_typer(cycling.app)  # ingest, cycles, export-test
 
 
 @app.command()

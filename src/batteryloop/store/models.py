@@ -135,3 +135,25 @@ class Lineage(Base):
 
 Index("ix_lineage_parent", Lineage.parent_id)
 Index("ix_events_actor", Event.actor_id)
+
+
+class CyclerTest(Base):
+    """One tester file, stored once as Parquet (content-addressed by the file's SHA-256).
+
+    ``parquet_path`` is relative to the data directory, so the directory can move. The full
+    metadata (channel, cell id, normalisations, findings) lives in the Parquet file's key-value
+    metadata; this row is what queries need.
+    """
+
+    __tablename__ = "cycler_tests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    battery_id: Mapped[int | None] = mapped_column(ForeignKey("batteries.id"), index=True)
+    source_name: Mapped[str] = mapped_column(String(255))
+    tester: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    cycles: Mapped[int] = mapped_column(Integer)
+    parquet_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
