@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from batteryloop import __version__
 from batteryloop.api import problems
-from batteryloop.api.routes import cycling, registry
+from batteryloop.api.routes import cycling, health, registry
 from batteryloop.store import Database
 
 
@@ -23,9 +23,10 @@ def create_app(db: Database) -> FastAPI:
     problems.install(app)
     app.include_router(registry.router, prefix="/api/v1")
     app.include_router(cycling.router, prefix="/api/v1")
+    app.include_router(health.router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"])
-    def health() -> dict[str, str]:
+    def service_status() -> dict[str, str]:
         return {"status": "ok", "version": __version__, "database": db.dialect}
 
     return app

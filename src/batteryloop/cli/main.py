@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from batteryloop.cli import cycling, registry
+from batteryloop.cli import cycling, health, registry
 from batteryloop.cli.common import console, database, guarded
 from batteryloop.settings import get_settings
 
@@ -25,6 +25,7 @@ for name, fn in (
 ):
     app.command(name)(fn)
 app.add_typer(cycling.app)  # ingest, cycles, export-test
+app.add_typer(health.app, name="health")
 
 
 @app.command()

@@ -162,3 +162,63 @@ def from_cycles(summary: pl.DataFrame, *, rated_ah: float, certified_wh: float |
             out.append(resistance_increase(float(r.tail(last).mean()), initial_r_ohm, when=when,
                                            source=source))
     return out
+
+
+def blocks(step_table: pl.DataFrame) -> pl.DataFrame:
+    """Charges and discharges as the cell saw them: adjacent steps of one direction merged.
+
+    Testers split one charge into CC and CV steps and number cycles differently (a Maccor cycle 0
+    may hold several charge/discharge pairs), so capacity is measured per block, not per cycle.
+    Rests between steps of the same direction do not break a block.
+    """
+    moving = step_table.filter(pl.col("step_type").cast(pl.String).is_in(["charge", "discharge"]))
+    return (
+        moving.with_columns(direction=pl.col("step_type").cast(pl.String))
+        .with_columns(block=(pl.col("direction") != pl.col("direction").shift(1)).fill_null(True).cum_sum())
+        .group_by("block", maintain_order=True)
+        .agg(
+            pl.col("direction").first(),
+            pl.col("capacity_ah").sum(),
+            pl.col("energy_wh").sum(),
+            pl.col("duration_second").sum(),
+        )
+    )
+
+
+def from_steps(step_table: pl.DataFrame, *, rated_ah: float, certified_wh: float | None = None,
+               last: int = 3, when: datetime | None = None, source: str | None = None
+               ) -> list[HealthValue]:
+    """Health parameters from a test's per-step table (batteryloop.cycling.summary.steps).
+
+    Capacity is the mean of the last ``last`` full discharges (blocks of at least half the
+    largest one) at the rate of the last one (within 15 %), since capacity depends on rate;
+    round-trip efficiency pairs the last full discharge with the charge before it.
+    """
+    if not {"step_type", "capacity_ah", "energy_wh"} <= set(step_table.columns):
+        raise ValidationFailed("per-step table lacks step_type, capacity_ah or energy_wh",
+                               location="steps")
+    table = blocks(step_table)
+    discharges = table.filter(pl.col("direction") == "discharge")
+    if discharges.height == 0 or discharges["capacity_ah"].max() < 0.05 * rated_ah:
+        raise ValidationFailed("no discharge of at least 5 % of the rating in the test",
+                               location="steps")
+    full = discharges.filter(pl.col("capacity_ah") >= 0.5 * discharges["capacity_ah"].max())
+    # capacity depends on rate: average only the last discharges at the rate of the last one
+    full = full.with_columns(current=pl.col("capacity_ah") * 3600 / pl.col("duration_second"))
+    rate = float(full["current"][-1])
+    full = full.filter((pl.col("current") - rate).abs() <= 0.15 * rate).tail(last)
+    cap = full["capacity_ah"].to_numpy()
+    spread = float(cap.std(ddof=1)) if cap.size > 1 else 0.0
+    out = [capacity_soh(float(cap.mean()), rated_ah, spread_ah=spread, when=when, source=source,
+                        method=f"mean of the last {cap.size} full discharge(s) at {rate:.3g} A")]
+    energy = full["energy_wh"].to_numpy()
+    if certified_wh:
+        out.append(soce(float(energy.mean()), certified_wh,
+                        spread_wh=float(energy.std(ddof=1)) if energy.size > 1 else 0.0,
+                        when=when, source=source))
+    last_block = int(full["block"][-1])
+    before = table.filter((pl.col("block") == last_block - 1) & (pl.col("direction") == "charge"))
+    if before.height and before["energy_wh"][0] > 0:
+        out.append(round_trip_efficiency(float(energy[-1]), float(before["energy_wh"][0]),
+                                         when=when, source=source))
+    return out

@@ -1,0 +1,49 @@
+"""Health commands: assess a battery from its stored tests; show its latest assessment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from batteryloop.cli.common import console, emit, guarded, unit_of_work
+from batteryloop.health.assess import assess_from_test, latest_assessment
+
+app = typer.Typer(help="Battery health: SOH parameters with intervals, cycle life, pulse-test SOH.")
+
+
+def _render(result: dict[str, Any]) -> None:
+    table = Table("parameter", "value", "interval", "unit", "method")
+    for v in result["values"]:
+        table.add_row(v["parameter"], f"{v['value']:.2f}", f"{v['lower']:.2f} .. {v['upper']:.2f}",
+                      v["unit"], v["method"])
+    console.print(table)
+
+
+@app.command("assess")
+@guarded
+def assess(
+    ref: str,
+    test: Annotated[Optional[str], typer.Option(help="stored test sha256 (default: the latest)")] = None,
+    initial_r_ohm: Annotated[Optional[float], typer.Option(help="beginning-of-life DCIR")] = None,
+    actor: Annotated[Optional[str], typer.Option(help="acting organisation")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure SOH parameters from a stored test and record a `health-assessed` event."""
+    with unit_of_work() as s:
+        result = assess_from_test(s, ref, test=test, actor=actor, initial_r_ohm=initial_r_ohm)
+    emit(result, as_json, _render)
+
+
+@app.command("show")
+@guarded
+def show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The battery's latest recorded health assessment."""
+    with unit_of_work() as s:
+        result = latest_assessment(s, ref)
+    if result is None:
+        emit({"battery": ref, "assessment": None}, as_json,
+             lambda _: console.print(f"{ref}: no health assessment recorded yet"))
+        return
+    emit(result, as_json, _render)
