@@ -119,3 +119,38 @@ def sqlite_db(tmp_path: Path, _sqlite_template: Path) -> Iterator[Database]:
     database = connect(f"sqlite:///{path}", migrate=False)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data directory (Parquet files, models, keys), set in the settings."""
+    from batteryloop.settings import get_settings
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("BATTERYLOOP_DATA_DIR", str(data))
+    get_settings.cache_clear()
+    yield data
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli(db: Database, data_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Runs `batteryloop ...` against the test database; returns (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from batteryloop.cli import common
+    from batteryloop.cli.main import app
+    from batteryloop.settings import get_settings
+
+    monkeypatch.setenv("BATTERYLOOP_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    monkeypatch.setattr(common, "_db", db)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(app, list(args))
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.stdout, result.stderr
+
+    return run

@@ -18,15 +18,6 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    data = tmp_path / "data"
-    monkeypatch.setenv("BATTERYLOOP_DATA_DIR", str(data))
-    get_settings.cache_clear()
-    yield data
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def client(db, data_dir: Path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     with TestClient(create_app(db), raise_server_exceptions=False) as c:
         yield c

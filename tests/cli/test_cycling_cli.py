@@ -6,41 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from batteryloop.cli import common
-from batteryloop.cli.main import app
 from batteryloop.cycling import read, storage
-from batteryloop.settings import get_settings
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def cli(db, data_dir: Path, monkeypatch) -> Iterator:  # type: ignore[no-untyped-def]
-    """Runs `batteryloop ...` against the test database; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("BATTERYLOOP_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("BATTERYLOOP_DATA_DIR", str(data_dir))
-    get_settings.cache_clear()
-    monkeypatch.setattr(common, "_db", db)
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(app, list(args))
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.stdout, result.stderr
-
-    yield run
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -8,31 +8,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
 
-from batteryloop.cli import common
-from batteryloop.cli.main import app
 from batteryloop.registry import gbt34014
-from batteryloop.settings import get_settings
-
-
-@pytest.fixture
-def cli(db, monkeypatch):  # type: ignore[no-untyped-def]
-    """Runs `batteryloop ...` against the test database; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("BATTERYLOOP_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    monkeypatch.setattr(common, "_db", db)
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(app, list(args))
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.stdout, result.stderr
-
-    yield run
-    get_settings.cache_clear()
 
 
 def _code(n: int) -> str:

@@ -15,7 +15,6 @@ from batteryloop.cycling.ingest import discover, ingest_paths
 from batteryloop.errors import NotFound
 from batteryloop.registry.schemas import BatteryIn, OrganisationIn
 from batteryloop.registry.service import Registry
-from batteryloop.settings import get_settings
 from batteryloop.store.models import CyclerTest, Event
 
 GOOD = ["pec/pec.csv", "maccor/PredictionDiagnostics_000109_tztest.010", "biologic/GCPL-0.mpr",
@@ -24,12 +23,8 @@ SIDECAR = "arbin/2017-05-09_test-TC-contact_CH33_Metadata.csv"
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("BATTERYLOOP_DATA_DIR", str(data))
-    get_settings.cache_clear()
-    yield data
-    get_settings.cache_clear()
+def root(data_dir: Path) -> Path:
+    return data_dir
 
 
 @pytest.fixture
