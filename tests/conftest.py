@@ -91,7 +91,7 @@ def _truncate(database: Database) -> None:
     with database.engine.begin() as conn:
         conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
         conn.execute(text(
-            "TRUNCATE cycler_tests, lineage, identifiers, events, batteries, organisation_roles, organisations "
+            "TRUNCATE inspections, passport_contacts, passports, audit_log, api_tokens, user_roles, users, cycler_tests, lineage, identifiers, events, batteries, organisation_roles, organisations "
             "RESTART IDENTITY CASCADE"
         ))
 

@@ -6,8 +6,9 @@ from fastapi import FastAPI
 
 from batteryloop import __version__
 from batteryloop.api import problems
-from batteryloop.api.routes import cycling, health, registry
+from batteryloop.api.routes import accounts, cycling, grading, health, passport, registry
 from batteryloop.store import Database
+from batteryloop.web import routes as web_routes
 
 
 def create_app(db: Database) -> FastAPI:
@@ -21,9 +22,13 @@ def create_app(db: Database) -> FastAPI:
     )
     app.state.db = db
     problems.install(app)
+    accounts.install(app)
     app.include_router(registry.router, prefix="/api/v1")
     app.include_router(cycling.router, prefix="/api/v1")
     app.include_router(health.router, prefix="/api/v1")
+    app.include_router(grading.router, prefix="/api/v1")
+    app.include_router(passport.router, prefix="/api/v1")
+    web_routes.install(app)  # pages: /passport
 
     @app.get("/api/v1/health", tags=["meta"])
     def service_status() -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from batteryloop.cli import cycling, health, registry
+from batteryloop.cli import accounts, cycling, grading, health, passport, registry
 from batteryloop.cli.common import console, database, guarded
 from batteryloop.settings import get_settings
 
@@ -26,6 +26,9 @@ for name, fn in (
     app.command(name)(fn)
 app.add_typer(cycling.app)  # ingest, cycles, export-test
 app.add_typer(health.app, name="health")
+app.add_typer(passport.app, name="passport")
+app.add_typer(grading.app, name="grade")
+accounts.register(app)  # user, token, audit
 
 
 @app.command()

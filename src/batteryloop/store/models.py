@@ -157,3 +157,144 @@ class CyclerTest(Base):
     cycles: Mapped[int] = mapped_column(Integer)
     parquet_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- accounts: users, API tokens, the audit log of restricted reads -------------------------------
+
+
+class User(Base):
+    """A person (or a service) acting for one organisation.
+
+    ``password_hash`` is an argon2id PHC string, never the password; a user without one signs in
+    with API tokens only. The access tier comes from the organisation's roles
+    (``accounts/data/tiers.toml``) raised by ``granted_tier``, an explicit grant by an admin.
+    Raising ``session_epoch`` (new password, disabling) voids every access token issued before;
+    a disabled user (``disabled_at`` set) can neither sign in nor use any token.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    granted_tier: Mapped[str | None] = mapped_column(String(24))
+    granted_by: Mapped[str | None] = mapped_column(String(100))
+    granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+    roles: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)  # admin | writer | reader
+
+    user: Mapped[User] = relationship(back_populates="roles")
+
+
+class ApiToken(Base):
+    """A long-lived bearer token ``blt_<token_id>_<secret>``: only the id is stored in clear, the
+    secret as an argon2id hash. ``tier`` caps the user's tier; ``scopes`` (space-separated) narrow
+    what the user's roles allow."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    tier: Mapped[str | None] = mapped_column(String(24))
+    scopes: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One read of restricted passport attributes: who, what, when. Rows are only ever inserted
+    (the database refuses UPDATE and DELETE) and each is hash-chained to the one before."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    organisation: Mapped[str | None] = mapped_column(String(64))  # organisation uid
+    user_name: Mapped[str | None] = mapped_column(String(100))
+    tier: Mapped[str] = mapped_column(String(24))
+    battery: Mapped[str] = mapped_column(String(64), index=True)  # passport identifier
+    attributes: Mapped[str] = mapped_column(Text)  # canonical JSON list
+    path: Mapped[str] = mapped_column(String(500))
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class Inspection(Base):
+    """One incoming inspection of a battery (grading): what was seen and measured, by whom.
+
+    Visual findings, BMS codes, cell voltages and cell SOH are JSON text; the same record is in
+    the battery's ledger as an ``inspected`` event (``event_seq``), so the chain vouches for it.
+    """
+
+    __tablename__ = "inspections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    battery_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"), index=True)
+    inspector_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    inspected_by: Mapped[str | None] = mapped_column(String(200))  # the person
+    inspected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    visual: Mapped[str] = mapped_column(Text)  # {"swelling": false, ...}
+    ocv_v: Mapped[float | None] = mapped_column(Float)
+    cell_voltages_v: Mapped[str | None] = mapped_column(Text)  # [3.61, 3.60, ...]
+    insulation_resistance_ohm: Mapped[float | None] = mapped_column(Float)
+    insulation_voltage_v: Mapped[float | None] = mapped_column(Float)
+    bms_codes: Mapped[str | None] = mapped_column(Text)  # ["P0A7F", ...]; NULL: not read out
+    cell_soh_pct: Mapped[str | None] = mapped_column(Text)  # [91.2, 90.4, ...]
+    expiry_date: Mapped[date | None] = mapped_column(Date)  # the maker's, from label or datasheet
+    test_ref: Mapped[str | None] = mapped_column(String(200))  # pulse or capacity test (sha256)
+    notes: Mapped[str | None] = mapped_column(Text)
+    event_seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PassportRecord(Base):
+    """The static attributes of a battery's passport, as set by its maker (or the operator now
+    responsible for it), and the archive of a passport that has ceased (after recycling).
+
+    ``attributes`` is RFC 8785 canonical JSON: ``{attribute id: {value, updated_at, by}}``; the
+    dynamic attributes are not here, they come from the ledger. ``archived`` is the full passport
+    as it stood when it ceased, kept read-only.
+    """
+
+    __tablename__ = "passports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    battery_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"), unique=True)
+    attributes: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of `attributes`, also in the ledger
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    archived: Mapped[str | None] = mapped_column(Text)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PassportContact(Base):
+    """An economic operator's contact details as the passport shows them (manufacturer and
+    responsible operator): postal address, e-mail, web address, as canonical JSON."""
+
+    __tablename__ = "passport_contacts"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    contact: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,16 +14,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
-from batteryloop.api.deps import database, session
+from batteryloop.api.deps import Db, database
 from batteryloop.errors import BatteryloopError, ValidationFailed
 from batteryloop.settings import get_settings
 from batteryloop.store import Database
 
 router = APIRouter(tags=["cycling"])
-Db = Annotated[Session, Depends(session)]
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ +()-]+")
 

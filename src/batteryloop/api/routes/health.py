@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from batteryloop.api.deps import session
+from batteryloop.api.deps import Db
 from batteryloop.errors import NotFound
 from batteryloop.health.assess import assess_from_test, latest_assessment
 
 router = APIRouter(tags=["health"])
-Db = Annotated[Session, Depends(session)]
 
 
 class AssessIn(BaseModel):

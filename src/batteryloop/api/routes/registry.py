@@ -8,11 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
-from batteryloop.api.deps import session
+from batteryloop.api.deps import Db
 from batteryloop.errors import ValidationFailed
 from batteryloop.registry import anchor, reporting
 from batteryloop.registry.bulk_import import Importer
@@ -29,7 +28,6 @@ from batteryloop.registry.verify import verify
 from batteryloop.store.models import Organisation
 
 router = APIRouter(tags=["registry"])
-Db = Annotated[Session, Depends(session)]
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 
