@@ -20,7 +20,7 @@ def rank(path: str | Path) -> list[tuple[float, Reader]]:
             head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise CyclerFileError(p, f"cannot open: {exc.strerror or exc}") from exc
-    if not head.strip():
+    if not head or head.isspace():
         raise CyclerFileError(p, "file is empty")
     scores = [(r.score(head, p), r) for r in READERS.values()]
     return sorted([s for s in scores if s[0] > 0], key=lambda s: -s[0])

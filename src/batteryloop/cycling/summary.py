@@ -44,10 +44,12 @@ Per cycle, :func:`cycles` reports the median over the cycle's events of each kin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import polars as pl
 
+from batteryloop.cycling._lazy import collect
 from batteryloop.errors import ValidationFailed
 
 #: |I| at or below this fraction of the frame's largest |I| counts as no current (as in normalize).
@@ -93,8 +95,17 @@ def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None
 
 def rest_limit(df: pl.DataFrame) -> float:
     """|I| at or below which a row counts as carrying no current (see ``REST_FRACTION``)."""
+    return _rest_limit(_top_current(df))
+
+
+def _top_current(df: pl.DataFrame) -> float:
+    """The frame's largest |I| (0 when it has none)."""
     top = df["current_ampere"].abs().max() if df.height else 0.0
-    return max(float(top or 0.0) * REST_FRACTION, 1e-12)
+    return float(top or 0.0)
+
+
+def _rest_limit(top: float) -> float:
+    return max(top * REST_FRACTION, 1e-12)
 
 
 def _has_values(df: pl.DataFrame, col: str) -> bool:
@@ -115,6 +126,14 @@ def row_increments(df: pl.DataFrame) -> list[pl.Expr]:
     the frame has them, else from the trapezoidal integral of current over time (the interval
     between two rows belongs to the later row, as in :mod:`batteryloop.cycling.normalize`).
     """
+    return list(_row_increments(tuple(c for c in _COUNTERS.values() if _has_values(df, c))))
+
+
+# Expressions that depend only on which columns a frame has are built once per process: building
+# polars expressions in Python is a sizeable part of a small file's cost.
+@functools.lru_cache(maxsize=32)
+def _row_increments(counters: tuple[str, ...]) -> tuple[pl.Expr, ...]:
+    """``row_increments`` for a frame whose counters with values are ``counters``."""
     dt = pl.col("test_time_second").diff().fill_null(0.0).clip(lower_bound=0.0)
     i = pl.col("current_ampere").fill_null(0.0)
     v = pl.col("voltage_volt").fill_null(strategy="forward").fill_null(0.0)
@@ -122,7 +141,7 @@ def row_increments(df: pl.DataFrame) -> list[pl.Expr]:
     integrated = {"_dqc": dq.clip(lower_bound=0.0), "_dqd": (-dq).clip(lower_bound=0.0)}
     out = {}
     for name, col in _COUNTERS.items():
-        if _has_values(df, col):
+        if col in counters:
             out[name] = _counter_increment(col)
         elif name in integrated:
             out[name] = integrated[name]
@@ -130,11 +149,20 @@ def row_increments(df: pl.DataFrame) -> list[pl.Expr]:
         if name not in out:  # energy = V x charge increment when the frame has no energy counter
             q = out[qname] if qname in out else integrated[qname]
             out[name] = q * v
-    return [e.fill_null(0.0).alias(n) for n, e in out.items()]
+    return tuple(e.fill_null(0.0).alias(n) for n, e in out.items())
 
 
 def _nan(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.Float64).fill_null(_NAN)
+
+
+@functools.cache
+def _output(columns: tuple[str, ...], ints: tuple[str, ...], kept: tuple[str, ...]
+            ) -> tuple[pl.Expr, ...]:
+    """A summary's output columns: ``ints`` as Int64, ``kept`` as they are, the rest as Float64
+    with NaN for missing."""
+    floats = [c for c in columns if c not in (*ints, *kept)]
+    return pl.col(ints).cast(pl.Int64), pl.col(kept), _nan(pl.col(floats))
 
 
 def _ratio(num: str, den: str) -> pl.Expr:
@@ -185,7 +213,8 @@ def cycles(df: pl.DataFrame, *, dcir_window_s: tuple[float, float] = DCIR_WINDOW
     require_columns(df, SUMMARY_REQUIRED, "cycles()")
     if df.height == 0:
         return _empty(CYCLE_COLUMNS)
-    lim = rest_limit(df)
+    top = _top_current(df)
+    lim = _rest_limit(top)
     t, v, i = pl.col("test_time_second"), pl.col("voltage_volt"), pl.col("current_ampere")
     chg, dchg = i > lim, i < -lim
     temp = _temperature_column(df)
@@ -195,7 +224,7 @@ def cycles(df: pl.DataFrame, *, dcir_window_s: tuple[float, float] = DCIR_WINDOW
                  [pl.lit(None, pl.Float64).alias(n) for n in ("temperature_min_celsius",
                                                               "temperature_max_celsius",
                                                               "temperature_mean_celsius")])
-    g = (df
+    g = (df.lazy()
          .with_columns(row_increments(df))
          .group_by("cycle_count")
          .agg(pl.len().alias("n_rows"),
@@ -219,15 +248,20 @@ def cycles(df: pl.DataFrame, *, dcir_window_s: tuple[float, float] = DCIR_WINDOW
              _ratio("discharge_energy_wh", "discharge_capacity_ah")
              .alias("discharge_mean_voltage_volt"),
              pl.lit(temp, pl.String).alias("temperature_source")))
-    if "step_count" in df.columns and _has_values(df, "step_count"):
-        r = dcir_per_cycle(df, window_s=dcir_window_s, pulse_max_s=pulse_max_s)
-        g = g.join(r, on="cycle_count", how="left")
+    has_steps = "step_count" in df.columns and _has_values(df, "step_count")
+    if has_steps:
+        _check_window(dcir_window_s)
+    # A resistance event needs a load step, i.e. a row with |I| above the rest limit: when no
+    # row has one (a rest-only file), every step is a rest and there is nothing to look for.
+    if has_steps and top > lim:
+        ev = _dcir_events(df, top, window_s=dcir_window_s, pulse_max_s=pulse_max_s,
+                          min_current_fraction=MIN_CURRENT_FRACTION, min_current_a=None)
+        g = g.join(_per_cycle(ev), on="cycle_count", how="left", maintain_order="left")
     else:
         g = g.with_columns(pl.lit(None, pl.Float64).alias("dcir_ohm"),
                            pl.lit(None, pl.Float64).alias("dcir_pulse_ohm"))
-    return g.select([pl.col(c).cast(pl.Int64) if c in ("cycle_count", "n_rows")
-                     else pl.col(c) if c == "temperature_source" else _nan(pl.col(c)).alias(c)
-                     for c in CYCLE_COLUMNS])
+    return collect(g.select(_output(CYCLE_COLUMNS, ("cycle_count", "n_rows"),
+                                    ("temperature_source",))).select(pl.col(CYCLE_COLUMNS)))
 
 
 # ----------------------------------------------------------------------------- steps
@@ -258,7 +292,7 @@ def steps(df: pl.DataFrame) -> pl.DataFrame:
     idt = pl.when(first).then(0.0).otherwise((i + i.shift(1)) / 2.0 * t.diff()).fill_null(0.0)
     extra = [pl.col(c).first().alias(c) if c in df.columns else pl.lit(None).alias(c)
              for c in ("step_id", "step_type")]
-    g = (df
+    g = (df.lazy()
          .with_columns(*row_increments(df), idt.alias("_idt"))
          .group_by("step_count")
          .agg(pl.col("cycle_count").first(), *extra, pl.len().alias("n_rows"),
@@ -279,11 +313,8 @@ def steps(df: pl.DataFrame) -> pl.DataFrame:
              .otherwise(pl.col("_imean")).alias("mean_current_ampere"),
              (pl.col("charge_capacity_ah") + pl.col("discharge_capacity_ah")).alias("capacity_ah"),
              (pl.col("charge_energy_wh") + pl.col("discharge_energy_wh")).alias("energy_wh")))
-    ints = ("cycle_count", "step_count", "n_rows")
-    return g.select(*[pl.col(c).cast(pl.Int64) for c in ints],
-                    pl.col("step_id").cast(pl.Int64), pl.col("step_type"),
-                    *[_nan(pl.col(c)).alias(c) for c in STEP_COLUMNS
-                      if c not in (*ints, "step_id", "step_type")]).select(STEP_COLUMNS)
+    return collect(g.select(_output(STEP_COLUMNS, ("cycle_count", "step_count", "n_rows", "step_id"),
+                                    ("step_type",))).select(pl.col(STEP_COLUMNS)))
 
 
 # ----------------------------------------------------------------------------- resistance
@@ -310,13 +341,26 @@ def dcir(df: pl.DataFrame, *, window_s: tuple[float, float] = DCIR_WINDOW_S,
     and that has rest steps on both sides.
     """
     require_columns(df, STEP_REQUIRED, "dcir()")
+    _check_window(window_s)
+    if df.height == 0:
+        return _empty(DCIR_COLUMNS)
+    return collect(_dcir_events(df, _top_current(df), window_s=window_s, pulse_max_s=pulse_max_s,
+                                min_current_fraction=min_current_fraction,
+                                min_current_a=min_current_a))
+
+
+def _check_window(window_s: tuple[float, float]) -> None:
     lo, hi = window_s
     if not 0.0 <= lo <= hi:
         raise ValueError(f"window_s must satisfy 0 <= start <= end, got {window_s}")
-    if df.height == 0:
-        return _empty(DCIR_COLUMNS)
-    lim = rest_limit(df)
-    top = float(df["current_ampere"].abs().max() or 0.0)
+
+
+def _dcir_events(df: pl.DataFrame, top: float, *, window_s: tuple[float, float],
+                 pulse_max_s: float, min_current_fraction: float,
+                 min_current_a: float | None) -> pl.LazyFrame:
+    """The events of :func:`dcir` as one lazy query (``top``: the frame's largest |I|)."""
+    lo, hi = window_s
+    lim = _rest_limit(top)
     min_di = max(lim, MIN_EVENT_CURRENT_FRACTION * top if min_current_a is None else min_current_a)
     t, v, i, s = (pl.col(c) for c in ("test_time_second", "voltage_volt", "current_ampere",
                                       "step_count"))
@@ -329,8 +373,8 @@ def dcir(df: pl.DataFrame, *, window_s: tuple[float, float] = DCIR_WINDOW_S,
         return pl.when(first).then(e.shift(1)).otherwise(None).fill_null(strategy="forward")
 
     stype = pl.col("step_type") if "step_type" in df.columns else pl.lit(None, pl.String)
-    rows = df.select("cycle_count", "step_count", t, v, i, stype.alias("step_type"),
-                     rest.alias("_rest"))
+    rows = df.lazy().select("cycle_count", "step_count", t, v, i, stype.alias("step_type"),
+                            rest.alias("_rest"))
     rows = rows.with_columns(
         at_step_start(t).alias("_t0"), at_step_start(v).alias("_v0"),
         at_step_start(i).alias("_i0"), at_step_start(pl.col("_rest")).alias("_prev_rest"))
@@ -353,7 +397,8 @@ def dcir(df: pl.DataFrame, *, window_s: tuple[float, float] = DCIR_WINDOW_S,
                      v.filter(pl.col("_ok")).first().alias("_on_v"),
                      i.filter(pl.col("_ok")).first().alias("_on_i"))
                 .sort("step_count")
-                .with_columns(pl.col("_rest").shift(-1).fill_null(False).alias("_next_rest")))
+                .with_columns(pl.col("_rest").shift(-1).fill_null(False).alias("_next_rest"))
+                .cache())  # read twice below (onsets, pulses), computed once
     base = [pl.col("cycle_count"), pl.col("step_count")]
     before = [pl.col("_v0").alias("voltage_before_volt"),
               pl.col("_i0").alias("current_before_ampere")]
@@ -385,6 +430,10 @@ def dcir_per_cycle(df: pl.DataFrame, *, window_s: tuple[float, float] = DCIR_WIN
     the event counts ``n_dcir``/``n_dcir_pulse``; one row per cycle that has any event."""
     ev = dcir(df, window_s=window_s, pulse_max_s=pulse_max_s,
               min_current_fraction=min_current_fraction, min_current_a=min_current_a)
+    return collect(_per_cycle(ev.lazy()))
+
+
+def _per_cycle(ev: pl.LazyFrame) -> pl.LazyFrame:
     r, kind = pl.col("resistance_ohm"), pl.col("kind")
     return (ev.group_by("cycle_count")
             .agg(r.filter(kind == "onset").median().alias("dcir_ohm"),

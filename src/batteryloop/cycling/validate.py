@@ -10,6 +10,7 @@ electrochemical cell. Modules and packs need a wider window (pass ``voltage_rang
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,23 +60,43 @@ class ValidationReport:
         return {f.code for f in self.findings}
 
 
-def _first(mask: pl.Series) -> tuple[int, int]:
-    idx = mask.arg_true()
-    return (int(idx[0]) if len(idx) else -1), len(idx)
+def _first_and_count(mask: pl.Expr, name: str) -> list[pl.Expr]:
+    """First row where ``mask`` holds (null if none) and how many rows it holds in."""
+    return [mask.arg_true().first().alias(f"{name}_row"), mask.sum().alias(f"{name}_n")]
 
 
-def _time_checks(df: pl.DataFrame) -> list[Finding]:
+def _found(stats: dict, name: str) -> tuple[int, int]:
+    n = int(stats[f"{name}_n"] or 0)
+    return (int(stats[f"{name}_row"]) if n else -1), n
+
+
+@functools.lru_cache(maxsize=8)
+def _checks(lo: float, hi: float) -> tuple[pl.Expr, ...]:
+    """Every check's figures, computed in one query over the table (built once per window)."""
+    t, v, i = pl.col("test_time_second"), pl.col("voltage_volt"), pl.col("current_ampere")
+    d = t.diff()
+    limit = pl.max_horizontal(i.abs().max().fill_null(0.0) * 1e-3, pl.lit(1e-9))
+    grow = (pl.col("cycle_charging_capacity_ah").diff() > 0).fill_null(False) & (i.abs() > limit)
+    out = [*_first_and_count((d < 0).fill_null(False), "back"),
+           *_first_and_count((d == 0).fill_null(False), "dup"),
+           ((t.max().fill_null(0.0)) - (t.min().fill_null(0.0))).alias("span"),
+           *_first_and_count(((v < lo) | (v > hi)).fill_null(False), "volt"),
+           grow.sum().alias("grow_n"), *_first_and_count(grow & (i < 0), "wrong")]
+    out += [(pl.col(c).is_null() | pl.col(c).is_nan()).any().alias(f"nan_{c}") for c in REQUIRED]
+    return tuple(out)
+
+
+def _time_checks(stats: dict) -> list[Finding]:
     out: list[Finding] = []
-    d = df["test_time_second"].diff()
-    row, n = _first((d < 0).fill_null(False))
+    row, n = _found(stats, "back")
     if n:
         out.append(Finding("error", "time_not_monotonic",
                            f"test time goes backwards {n} time(s)", row, "test_time_second", n))
-    row, n = _first((d == 0).fill_null(False))
+    row, n = _found(stats, "dup")
     if n:
         out.append(Finding("warning", "time_duplicated",
                            f"{n} row(s) repeat the previous test time", row, "test_time_second", n))
-    span = (df["test_time_second"].max() or 0.0) - (df["test_time_second"].min() or 0.0)
+    span = stats["span"]
     if span > MAX_TEST_SECONDS:
         out.append(Finding("warning", "time_span_implausible", f"test spans {span / 3.15576e7:.0f} "
                            "years: the time column is probably not in seconds", None,
@@ -83,31 +104,27 @@ def _time_checks(df: pl.DataFrame) -> list[Finding]:
     return out
 
 
-def _null_runs(df: pl.DataFrame) -> list[Finding]:
+def _null_runs(df: pl.DataFrame, stats: dict) -> list[Finding]:
     out: list[Finding] = []
     for col in REQUIRED:
+        if not stats[f"nan_{col}"]:
+            continue
         s = df[col]
         bad = s.is_null() | s.is_nan()
-        if not bad.any():
-            continue
         runs = df.select(bad.alias("b"), bad.rle_id().alias("r")).filter(pl.col("b"))
         longest = runs.group_by("r").len()["len"].max()
-        row, n = _first(bad)
+        idx = bad.arg_true()
+        row, n = int(idx[0]), len(idx)
         out.append(Finding("warning", "nan_run", f"{n} missing/NaN value(s), longest run "
                            f"{longest} row(s)", row, col, n))
     return out
 
 
-def _sign_check(df: pl.DataFrame) -> list[Finding]:
-    i = df["current_ampere"]
-    limit = max(float(i.abs().max() or 0.0) * 1e-3, 1e-9)
-    grow = df.select((pl.col("cycle_charging_capacity_ah").diff() > 0).fill_null(False)
-                     .alias("g"))["g"] & (i.abs() > limit)
-    n_grow = int(grow.sum())
+def _sign_check(stats: dict) -> list[Finding]:
+    n_grow = int(stats["grow_n"] or 0)
     if n_grow == 0:
         return []
-    wrong = grow & (i < 0)
-    row, n = _first(wrong)
+    row, n = _found(stats, "wrong")
     if n > SIGN_CONTRADICTION_SHARE * n_grow:
         return [Finding("error", "current_sign_contradiction",
                         f"current is negative in {n} of {n_grow} rows where charge capacity "
@@ -129,13 +146,13 @@ def validate(df: pl.DataFrame, meta: CyclerMetadata | None = None, *,
                                 df.height - 1 if df.height else None, None))
     if missing:
         return ValidationReport(findings)
-    findings += _time_checks(df)
     lo, hi = voltage_range
-    v = df["voltage_volt"]
-    row, n = _first(((v < lo) | (v > hi)).fill_null(False))
+    stats = df.select(_checks(lo, hi)).row(0, named=True)
+    findings += _time_checks(stats)
+    row, n = _found(stats, "volt")
     if n:
         findings.append(Finding("error", "voltage_out_of_range", f"{n} voltage(s) outside "
                                 f"{lo}..{hi} V (single-cell convention)", row, "voltage_volt", n))
-    findings += _null_runs(df)
-    findings += _sign_check(df)
+    findings += _null_runs(df, stats)
+    findings += _sign_check(stats)
     return ValidationReport(findings)

@@ -18,7 +18,7 @@ def load(path: Path) -> bytes:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise CyclerFileError(path, f"cannot open: {exc.strerror or exc}") from exc
-    if not raw.strip():
+    if not raw or raw.isspace():  # (not raw.strip(): that copies the file)
         raise CyclerFileError(path, "file is empty")
     return raw
 

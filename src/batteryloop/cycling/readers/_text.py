@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -12,6 +13,11 @@ import polars as pl
 from batteryloop.cycling.errors import CyclerFileError
 
 HEAD_BYTES = 64 * 1024
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: Every byte that is not a control character (< 9 or 14..31): deleting these leaves the controls.
+_NOT_CONTROL = bytes(b for b in range(256) if not (b < 9 or 13 < b < 32))
+#: UTF-8 is validated in chunks of this many bytes (no decoded copy of the whole file).
+_CHECK_CHUNK = 1 << 20
 
 
 def sha256(data: bytes) -> str:
@@ -24,34 +30,68 @@ def to_utf8(raw: bytes) -> bytes:
     Testers on Windows sometimes save UTF-16 or cp1252; polars reads only UTF-8, and a byte-order
     mark would otherwise end up in the first column's name.
     """
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if raw.startswith(_UTF16_BOMS):
         return raw.decode("utf-16").encode("utf-8")
     if raw.startswith(b"\xef\xbb\xbf"):
         return raw[3:]
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
+    if not is_utf8(raw):
         # Not UTF-8: Windows testers write cp1252/Latin-1 (a lone 0xB0 for the degree sign).
         return raw.decode("cp1252", errors="replace").encode("utf-8")
     return raw
 
 
+def is_utf8(raw: bytes) -> bool:
+    """Whether ``raw`` decodes as UTF-8, checked a chunk at a time (no decoded copy of the whole
+    file). Chunks end before a byte that starts a character, so none splits one."""
+    if raw.isascii():
+        return True
+    start, n = 0, len(raw)
+    while start < n:
+        end = min(start + _CHECK_CHUNK, n)
+        for _ in range(3):  # a character has at most 3 continuation bytes
+            if end < n and raw[end] & 0xC0 == 0x80:
+                end -= 1
+        try:
+            raw[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        start = end
+    return True
+
+
+# Detection hands the same head to every reader's sniffer: decode it once (a small cache keyed by
+# the head's bytes, which are hashed once and then compared by identity).
+@functools.lru_cache(maxsize=4)
 def head_text(head: bytes) -> str:
     """Decode the first bytes of a file for sniffing (never fails)."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith(_UTF16_BOMS):
         return head.decode("utf-16", errors="ignore")
     return head.decode("utf-8", errors="replace")
 
 
+@functools.lru_cache(maxsize=4)
+def first_line(head: bytes) -> str:
+    """The first line of ``head_text(head)`` ("" for an empty head)."""
+    lines = head_text(head).splitlines()
+    return lines[0] if lines else ""
+
+
+@functools.lru_cache(maxsize=4)
 def looks_binary(head: bytes) -> bool:
     """NUL bytes or many control characters: not a text export."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith(_UTF16_BOMS):
         return False
     sample = head[:4096]
     if b"\x00" in sample:
         return True
-    ctrl = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    ctrl = len(sample.translate(None, _NOT_CONTROL))
     return ctrl > len(sample) * 0.05
+
+
+def line_at(data: bytes, offset: int) -> str:
+    """The line that starts at byte ``offset``, decoded, without its line end."""
+    end = data.find(b"\n", offset)
+    return data[offset: end if end >= 0 else len(data)].decode("utf-8", "replace").rstrip("\r")
 
 
 def line_offset(data: bytes, line_no: int) -> int:
@@ -78,40 +118,44 @@ def find_line(data: bytes, pattern: bytes, limit: int = 200) -> int | None:
     return None
 
 
-def cut_partial_last_line(body: bytes, sep: bytes) -> tuple[bytes, bool]:
+def cut_partial_last_line(data: bytes, sep: bytes, start: int = 0) -> tuple[bytes, bool]:
     """Drop a last line that was cut mid-write (fewer separators than the header).
 
-    Returns the body and whether a line was dropped. A file that merely lacks its final newline
-    is kept whole.
+    The table's header line starts at byte ``start``. Returns the data (whole, or up to the start
+    of the cut line) and whether a line was dropped. A file that merely lacks its final newline
+    is kept whole. Only the dropped case copies the bytes.
     """
-    stripped = body.rstrip(b"\r\n")
-    if not stripped:
-        return body, False
-    header_end = stripped.find(b"\n")
+    end = len(data)
+    while end > start and data[end - 1] in b"\r\n":
+        end -= 1
+    header_end = data.find(b"\n", start, end)
     if header_end < 0:
-        return body, False
-    n_header = stripped[:header_end].count(sep)
-    last_start = stripped.rfind(b"\n") + 1
-    last = stripped[last_start:]
-    if last_start > header_end and last.count(sep) < n_header:
-        return stripped[:last_start], True
-    return body, False
+        return data, False
+    n_header = data.count(sep, start, header_end)
+    last_start = data.rfind(b"\n", start, end) + 1
+    if last_start > header_end and data.count(sep, last_start, end) < n_header:
+        return data[:last_start], True
+    return data, False
 
 
 def read_table(path: Path, body: bytes, *, sep: str, first_line: int,
                overrides: dict[str, pl.DataType] | None = None,
                columns: list[str] | None = None, quote_char: str | None = '"',
-               null_values: list[str] | None = None) -> pl.DataFrame:
-    """Parse a delimited body (header line first) with polars, naming the bad row on failure.
+               null_values: list[str] | None = None, skip_lines: int = 0) -> pl.DataFrame:
+    """Parse a delimited body with polars, naming the bad row on failure.
 
-    ``first_line`` is the 1-based file line of the header, so errors point at file lines.
-    Columns in ``overrides`` are parsed strictly, the rest are returned as strings; on failure the body is re-read as text to find the first
-    offending row, which goes into the error.
+    The header is line ``skip_lines`` (0-based) of ``body``: a preamble is skipped by the parser,
+    not sliced off (which would copy the file). ``first_line`` is the 1-based file line of the
+    header, so errors point at file lines. Columns in ``overrides`` are parsed strictly, the rest
+    are returned as strings; on failure the body is re-read as text to find the first offending
+    row, which goes into the error.
     """
     # No type inference: columns in ``overrides`` are parsed as given, all others stay text.
-    # (Inference over many rows costs several times the parse itself.)
+    # (Inference over many rows costs several times the parse itself.) Bytes are handed over
+    # without a copy (polars reads the buffer of a BytesIO over bytes in place).
     kwargs = {"separator": sep, "quote_char": quote_char, "null_values": null_values,
-              "truncate_ragged_lines": True, "encoding": "utf8-lossy", "infer_schema": False}
+              "truncate_ragged_lines": True, "encoding": "utf8-lossy", "infer_schema": False,
+              "skip_lines": skip_lines}
     try:
         return pl.read_csv(io.BytesIO(body), schema_overrides=overrides, columns=columns, **kwargs)
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError,

@@ -8,14 +8,15 @@ charge-positive. A ``<stem>_Metadata.csv`` sidecar, when present, gives the chan
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import polars as pl
 
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
-    head_text,
+    first_line,
     looks_binary,
     read_table,
 )
@@ -44,8 +45,7 @@ _DEFAULT_UNITS = {"s": "s", "V": "V", "A": "A", "Ah": "Ah", "Wh": "Wh", "degC": 
 def sniff(head: bytes, path: Path) -> float:
     if looks_binary(head):
         return 0.0
-    first = head_text(head).splitlines()[0] if head else ""
-    names = {split_unit(c)[0].lower() for c in first.split(",")}
+    names = {split_unit(c)[0].lower() for c in first_line(head).split(",")}
     need = {"data_point", "test_time", "current", "voltage"}
     if need <= names and {"charge_capacity", "discharge_capacity"} <= names:
         return 0.9
@@ -56,8 +56,11 @@ def _sidecar(path: Path, meta: CyclerMetadata) -> None:
     side = path.with_name(path.stem + "_Metadata.csv")
     if not side.exists():
         return
-    try:
-        row = pl.read_csv(side, infer_schema=False).rename(str.lower).row(0, named=True)
+    try:  # one header and one row: the csv module, not a polars parse (a fixed cost per file)
+        with side.open(newline="", encoding="utf-8-sig") as fh:
+            lines = csv.reader(fh)
+            names, values = [n.lower() for n in next(lines)], next(lines)
+        row = {n: v or None for n, v in zip(names, values)}  # an empty field is missing
     except Exception:  # noqa: BLE001 - a broken sidecar must not stop the data from loading
         meta.extra["sidecar_error"] = str(side)
         return
@@ -71,7 +74,7 @@ def _sidecar(path: Path, meta: CyclerMetadata) -> None:
         meta.start_time_unix = float(row["first_start_datetime"])
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     body, cut = cut_partial_last_line(text_of(raw), b",")
@@ -93,8 +96,8 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     df = df.select([(pl.col(c) * f).alias(t) if f != 1.0 else pl.col(c).alias(t)
                     for c, (t, f) in picks.items()])
     _sidecar(path, meta)
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("arbin_csv", "Arbin", sniff, read, (".csv",)))
+READER = register(Reader("arbin_csv", "Arbin", sniff, parse, (".csv",)))
 __all__ = ["READER"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta
+from batteryloop.cycling.readers._common import load, new_meta
 from batteryloop.cycling.readers._text import read_table
 from batteryloop.cycling.readers.registry import Reader, register
 from batteryloop.cycling.schema import CyclerMetadata
@@ -49,7 +49,7 @@ def _export(path: Path, table: str) -> bytes:
     return proc.stdout
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     meta = new_meta(path, raw, "Arbin", "arbin_res")
@@ -69,7 +69,7 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     meta.note("DateTime (OLE Automation days) -> unix seconds")
     df = df.select([pl.col(c).alias(t) for c, t in _MAP.items()]
                    + [((pl.col("DateTime") - OLE_EPOCH_DAYS) * 86400.0).alias("unix_time_second")])
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("arbin_res", "Arbin", sniff, read, (".res",)))
+READER = register(Reader("arbin_res", "Arbin", sniff, parse, (".res",)))

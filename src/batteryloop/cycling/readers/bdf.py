@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
-    head_text,
+    first_line,
     looks_binary,
     read_table,
 )
@@ -41,8 +41,7 @@ _KIND = {"s": "s", "V": "V", "A": "A", "Ah": "Ah", "Wh": "Wh", "degC": "degC"}
 
 
 def _header(head: bytes) -> list[str]:
-    first = head_text(head).splitlines()[0] if head else ""
-    return [c.strip() for c in first.split(",")]
+    return [c.strip() for c in first_line(head).split(",")]
 
 
 def sniff(head: bytes, path: Path) -> float:
@@ -74,7 +73,7 @@ def _plan(cols: list[str], meta: CyclerMetadata) -> dict[str, tuple[str, float]]
     return plan
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     body, cut = cut_partial_last_line(text_of(raw), b",")
@@ -87,7 +86,7 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     exprs = []
     for col, (target, f) in plan.items():
         if target == "step_type":
-            exprs.append(step_type_from_text(col).alias(target))
+            exprs.append(step_type_from_text(df, col).alias(target))
         else:
             exprs.append((pl.col(col) * f).alias(target) if f != 1.0 else pl.col(col).alias(target))
     df = df.select(exprs)
@@ -103,7 +102,7 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     if len(parts) >= 2:
         meta.cell_id = parts[1]
         meta.tester = parts[-1] if len(parts) >= 4 else "unknown"
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("bdf_csv", "BDF", sniff, read, (".bdf.csv", ".csv", ".bdf")))
+READER = register(Reader("bdf_csv", "BDF", sniff, parse, (".bdf.csv", ".csv", ".bdf")))

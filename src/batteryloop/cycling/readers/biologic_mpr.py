@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta
+from batteryloop.cycling.readers._common import load, new_meta
 from batteryloop.cycling.readers.registry import Reader, register
 from batteryloop.cycling.schema import CyclerMetadata
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = b"BIO-LOGIC MODULAR FILE"
 _FLAG_IDS = {1, 2, 3, 21, 31, 65}
@@ -78,6 +81,8 @@ def _modules(path: Path, raw: bytes) -> dict[str, tuple[int, int, int]]:
 
 
 def _layout(path: Path, ids: tuple[int, ...]) -> np.dtype:
+    import numpy as np  # only .mpr files need it: not imported with the other readers
+
     fields: list[tuple[str, str]] = []
     if any(i in _FLAG_IDS for i in ids):
         fields.append(("flags", "u1"))
@@ -94,7 +99,7 @@ def _layout(path: Path, ids: tuple[int, ...]) -> np.dtype:
     return np.dtype(fields)
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     if not raw.startswith(MAGIC):
@@ -119,12 +124,14 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     if available < n:
         meta.truncated_at_row = available + 1
         n = available
+    import numpy as np
+
     rec = np.frombuffer(raw, dtype=dtype, count=n, offset=first)
     cols = {name: rec[name] for name in dtype.names if name != "flags"}
     df = pl.DataFrame(cols)
     meta.extra["column_ids"] = list(ids)
     meta.extra["data_module_version"] = version
-    return done(_canonical(df, meta), meta)
+    return _canonical(df, meta), meta
 
 
 def _canonical(df: pl.DataFrame, meta: CyclerMetadata) -> pl.DataFrame:
@@ -155,4 +162,4 @@ def _canonical(df: pl.DataFrame, meta: CyclerMetadata) -> pl.DataFrame:
     return df.select(exprs)
 
 
-READER = register(Reader("biologic_mpr", "BioLogic", sniff, read, (".mpr",)))
+READER = register(Reader("biologic_mpr", "BioLogic", sniff, parse, (".mpr",)))

@@ -17,10 +17,12 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
+    first_line,
     head_text,
+    line_at,
     line_offset,
     looks_binary,
     read_table,
@@ -40,17 +42,13 @@ _SIMPLE = {
 }
 
 
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else ""
-
-
 def sniff(head: bytes, path: Path) -> float:
     if looks_binary(head):
         return 0.0
     text = head_text(head)
     if text.startswith(_MAGIC):
         return 0.95
-    first = _first_line(text)
+    first = first_line(head)
     if "time/s" in first and any(v in first for v in _VOLTAGE) and any(c in first for c in _CURRENT):
         return 0.85
     return 0.0
@@ -73,7 +71,7 @@ def _settings(text: str, meta: CyclerMetadata) -> str | None:
     return order
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     data = text_of(raw)
@@ -92,12 +90,12 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
         settings_text += mpl.read_bytes().decode("latin-1")
         meta.extra["settings_file"] = str(mpl)
     order = _settings(settings_text, meta)
-    body = data[line_offset(data, header_line):]
-    cols_line = body.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
+    offset = line_offset(data, header_line)
+    cols_line = line_at(data, offset)
     sep = max(("\t", ";", ","), key=cols_line.count)
-    body, cut = cut_partial_last_line(body, sep.encode())
+    body, cut = cut_partial_last_line(data, sep.encode(), offset)
     if cut:
-        meta.truncated_at_row = header_line + body.count(b"\n") + 1
+        meta.truncated_at_row = header_line + body.count(b"\n", offset) + 1
     cols = cols_line.split(sep)
     volt = next((c for c in _VOLTAGE if c in cols), None)
     curr = next((c for c in _CURRENT if c in cols), None)
@@ -118,17 +116,18 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     if split_unit(curr)[1] != "A":
         meta.note(f"mA -> A ({curr}); mA.h -> Ah, mW.h -> Wh where present")
     df = read_table(path, body, sep=sep, first_line=header_line + 1, overrides=numeric,
-                    columns=list(numeric) + ["time/s"], quote_char=None)
+                    columns=list(numeric) + ["time/s"], quote_char=None, skip_lines=header_line)
     t = df["time/s"]
     if t.cast(pl.Float64, strict=False).null_count() > t.null_count():
         fmt = "%d/%m/%Y %H:%M:%S%.f" if order == "DDMMYYYY" else "%m/%d/%Y %H:%M:%S%.f"
         stamp = pl.col("time/s").str.strptime(pl.Datetime("us"), fmt, strict=False)
-        unix = stamp.dt.epoch("us") / 1e6
-        exprs += [unix.alias("unix_time_second"), (unix - unix.first()).alias("test_time_second")]
+        exprs.append((stamp.dt.epoch("us") / 1e6).alias("unix_time_second"))
+        unix = pl.col("unix_time_second")  # parsed once, then used for the test time too
+        df = df.select(exprs).with_columns((unix - unix.first()).alias("test_time_second"))
         meta.note(f"absolute time stamps ({order or 'MMDDYYYY assumed'}) -> test time from first row")
-    else:
-        exprs.append(pl.col("time/s").cast(pl.Float64).alias("test_time_second"))
-    return done(df.select(exprs), meta)
+        return df, meta
+    exprs.append(pl.col("time/s").cast(pl.Float64).alias("test_time_second"))
+    return df.select(exprs), meta
 
 
-READER = register(Reader("biologic_text", "BioLogic", sniff, read, (".mpt", ".txt", ".csv")))
+READER = register(Reader("biologic_text", "BioLogic", sniff, parse, (".mpt", ".txt", ".csv")))

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
     find_line,
@@ -38,7 +38,7 @@ def sniff(head: bytes, path: Path) -> float:
     return 0.9 if _HEADER in head[:8192] and b"test_time_s" in head[:8192] else 0.0
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     data = text_of(raw)
@@ -46,25 +46,27 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     if start is None:
         raise CyclerFileError(path, "no Landt header line ('channel_index,cycle_index,...') found")
     meta = new_meta(path, raw, "Landt", "landt_csv")
-    pre = data[: line_offset(data, start)].decode("utf-8", "replace")
+    offset = line_offset(data, start)
+    pre = data[:offset].decode("utf-8", "replace")
     m = re.search(r"cell id:\s*,([^,\r\n]+)", pre)
     meta.cell_id = m.group(1).strip() if m else None
-    body, cut = cut_partial_last_line(data[line_offset(data, start):], b",")
+    body, cut = cut_partial_last_line(data, b",", offset)
     if cut:
-        meta.truncated_at_row = start + body.count(b"\n") + 1
+        meta.truncated_at_row = start + body.count(b"\n", offset) + 1
     overrides = {c: pl.Float64 for c in _MAP}
     df = read_table(path, body, sep=",", first_line=start + 1, overrides=overrides,
-                    columns=list(overrides) + ["step_name", "date_time_iso_string", "channel_index"])
+                    columns=list(overrides) + ["step_name", "date_time_iso_string", "channel_index"],
+                    skip_lines=start)
     unix = pl.col("date_time_iso_string").str.strptime(pl.Datetime("ms"), "%m/%d/%Y %H:%M:%S",
                                                        strict=False)
     meta.channel = str(df["channel_index"][0]) if df.height else None
     df = df.select([pl.col(c).alias(t) for c, t in _MAP.items()] + [
-        step_type_from_text("step_name").alias("step_type"),
+        step_type_from_text(df, "step_name").alias("step_type"),
         (unix.dt.epoch("ms") / 1000.0).alias("unix_time_second"),
     ])
     meta.note("date_time (tester local clock) taken as UTC for unix time")
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("landt_csv", "Landt", sniff, read, (".csv",)))
+READER = register(Reader("landt_csv", "Landt", sniff, parse, (".csv",)))
 

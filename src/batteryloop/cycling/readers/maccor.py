@@ -16,10 +16,11 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
     find_line,
+    line_at,
     line_offset,
     looks_binary,
     read_table,
@@ -76,11 +77,12 @@ def _read(path: Path, fmt: str) -> tuple[pl.DataFrame, CyclerMetadata]:
     if start is None:
         raise CyclerFileError(path, "no Maccor 'Rec#' header line found")
     meta = new_meta(path, raw, "Maccor", fmt)
-    _preamble(data[: line_offset(data, start)].decode("utf-8", "replace"), meta)
-    body, cut = cut_partial_last_line(data[line_offset(data, start):], b"\t")
+    offset = line_offset(data, start)
+    _preamble(data[:offset].decode("utf-8", "replace"), meta)
+    body, cut = cut_partial_last_line(data, b"\t", offset)
     if cut:
-        meta.truncated_at_row = start + body.count(b"\n") + 1
-    header = body.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split("\t")
+        meta.truncated_at_row = start + body.count(b"\n", offset) + 1
+    header = line_at(body, offset).split("\t")
     time_col = "Test (Sec)" if fmt == "maccor_raw" else "TestTime"
     floats = {"Amp-hr": pl.Float64, "Watt-hr": pl.Float64, "Amps": pl.Float64, "Volts": pl.Float64,
               "Cyc#": pl.Int64, "Step": pl.Int64}
@@ -92,9 +94,9 @@ def _read(path: Path, fmt: str) -> tuple[pl.DataFrame, CyclerMetadata]:
     temp_aux = [h for h in unit_after if unit_after[h] == "Units"]
     cols += temp_aux[:1]
     df = read_table(path, body, sep="\t", first_line=start + 1, overrides=floats, columns=cols,
-                    quote_char=None)
+                    quote_char=None, skip_lines=start)
     if fmt == "maccor_text":
-        df = df.with_columns(hms_to_seconds(time_col).alias("_secs"))
+        df = df.with_columns(hms_to_seconds(df, time_col).alias("_secs"))
         bad = df["_secs"].is_null() & df[time_col].is_not_null()
         if bad.any():
             i = int(bad.arg_true()[0])
@@ -107,7 +109,7 @@ def _read(path: Path, fmt: str) -> tuple[pl.DataFrame, CyclerMetadata]:
     out = [
         pl.col(time_col).alias("test_time_second"), pl.col("Volts").alias("voltage_volt"),
         pl.col("Amps").alias("current_ampere"), pl.col("Cyc#").alias("cycle_count"),
-        pl.col("Step").alias("step_id"), step_type_from_text("State").alias("step_type"),
+        pl.col("Step").alias("step_id"), step_type_from_text(df, "State").alias("step_type"),
         pl.col("Amp-hr").alias("_capacity_ah"), pl.col("Watt-hr").alias("_energy_wh"),
         unix.alias("unix_time_second"),
     ]
@@ -117,17 +119,17 @@ def _read(path: Path, fmt: str) -> tuple[pl.DataFrame, CyclerMetadata]:
         out.append(pl.when(t > -273.15).then(t).alias("temperature_t1_celsius"))
     df = df.select(out)
     meta.note("DPt Time (tester local clock) taken as UTC for unix time")
-    return done(df, meta)
+    return df, meta
 
 
-def read_raw(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse_raw(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     return _read(path, "maccor_raw")
 
 
-def read_text(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse_text(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     return _read(path, "maccor_text")
 
 
-RAW = register(Reader("maccor_raw", "Maccor", sniff_raw, read_raw, tuple(f".{i:03d}" for i in range(1000))))
-TEXT = register(Reader("maccor_text", "Maccor", sniff_text, read_text, (".txt",)))
+RAW = register(Reader("maccor_raw", "Maccor", sniff_raw, parse_raw, tuple(f".{i:03d}" for i in range(1000))))
+TEXT = register(Reader("maccor_text", "Maccor", sniff_text, parse_text, (".txt",)))
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
-    head_text,
+    first_line,
+    line_at,
     looks_binary,
     read_table,
 )
@@ -43,20 +44,20 @@ _NUMERIC = {
 def sniff(head: bytes, path: Path) -> float:
     if looks_binary(head):
         return 0.0
-    first = head_text(head).splitlines()[0].lower() if head else ""
+    first = first_line(head).lower()
     if "cycle index" in first and "step type" in first and "dchg. cap" in first:
         return 0.9
     return 0.0
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     body, cut = cut_partial_last_line(text_of(raw), b",")
     meta = new_meta(path, raw, "Neware", "neware_csv")
     if cut:
         meta.truncated_at_row = body.count(b"\n") + 1
-    header = body.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split(",")
+    header = line_at(body, 0).split(",")
     exprs: list[pl.Expr] = []
     overrides: dict[str, pl.DataType] = {}
     for col in header:
@@ -77,12 +78,12 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
                     columns=list(overrides) + ["Cumulative Time", "Step Type", "Date"])
     unix = pl.col("Date").str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False)
     df = df.select(exprs + [
-        hms_to_seconds("Cumulative Time").alias("test_time_second"),
-        step_type_from_text("Step Type").alias("step_type"),
+        hms_to_seconds(df, "Cumulative Time").alias("test_time_second"),
+        step_type_from_text(df, "Step Type").alias("step_type"),
         (unix.dt.epoch("ms") / 1000.0).alias("unix_time_second"),
     ])
     meta.note("test time from 'Cumulative Time' H:MM:SS -> seconds; Date taken as UTC")
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("neware_csv", "Neware", sniff, read, (".csv",)))
+READER = register(Reader("neware_csv", "Neware", sniff, parse, (".csv",)))

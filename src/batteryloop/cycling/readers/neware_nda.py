@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta
+from batteryloop.cycling.readers._common import load, new_meta
 from batteryloop.cycling.readers._units import step_type_from_text
 from batteryloop.cycling.readers.registry import Reader, register
 from batteryloop.cycling.schema import CyclerMetadata
@@ -27,7 +27,7 @@ def sniff(head: bytes, path: Path) -> float:
     return 0.0
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     fmt = "neware_ndax" if raw.startswith(b"PK") else "neware_nda"
@@ -48,14 +48,14 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
         (pl.col("Current(mA)").cast(pl.Float64) / 1000).alias("current_ampere"),
         pl.col("Cycle").cast(pl.Int64).alias("cycle_count"),
         pl.col("Step_Index").cast(pl.Int64).alias("step_id"),
-        step_type_from_text("Status").alias("step_type"),
+        step_type_from_text(df, "Status").alias("step_type"),
         (pl.col("Charge_Capacity(mAh)").cast(pl.Float64) / 1000).alias("charging_capacity_ah"),
         (pl.col("Discharge_Capacity(mAh)").cast(pl.Float64) / 1000).alias("discharging_capacity_ah"),
         (pl.col("Charge_Energy(mWh)").cast(pl.Float64) / 1000).alias("charging_energy_wh"),
         (pl.col("Discharge_Energy(mWh)").cast(pl.Float64) / 1000).alias("discharging_energy_wh"),
     )
     meta.note("mA -> A, mAh -> Ah, mWh -> Wh; test time from record time stamps")
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("neware_nda", "Neware", sniff, read, (".ndax", ".nda")))
+READER = register(Reader("neware_nda", "Neware", sniff, parse, (".ndax", ".nda")))

@@ -11,6 +11,7 @@ tester's per-cycle summary (kept in ``meta.extra['cycle_summary']``).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
     find_line,
@@ -68,37 +69,25 @@ def _sidecar(path: Path, meta: CyclerMetadata) -> None:
             meta.extra["sidecar_error"] = str(side)
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
-    path = Path(path)
-    raw = load(path)
-    data = text_of(raw)
-    start = find_line(data, b"[Data]", limit=5000)
-    if start is None:
-        raise CyclerFileError(path, "Novonix file without a [Data] section")
-    meta = new_meta(path, raw, "Novonix", "novonix_csv")
-    _summary(data[: line_offset(data, start)].decode("utf-8", "replace"), meta)
-    body = data[line_offset(data, start + 1):].replace(b'"', b"")
-    body, cut = cut_partial_last_line(body, b",")
-    if cut:
-        meta.truncated_at_row = start + 1 + body.count(b"\n") + 1
-    cols = {"Run Time (h)": pl.Float64, "Current (A)": pl.Float64, "Potential (V)": pl.Float64,
-            "Capacity (Ah)": pl.Float64, "Energy (Wh)": pl.Float64, "Cycle Number": pl.Int64,
-            "Step Type": pl.Int64, "Step Number": pl.Int64, "Temperature (°C)": pl.Float64}
-    df = read_table(path, body, sep=",", first_line=start + 2, overrides=cols,
-                    columns=list(cols) + ["Date and Time"], quote_char=None)
+@functools.cache
+def _canonical() -> tuple[pl.Expr, ...]:
+    """The file's columns as canonical ones (built once: they depend on nothing but names)."""
     code, i = pl.col("Step Type"), pl.col("Current (A)")
+    # Enum literals: the labels never exist as one string per row
+    rest, chg, dchg, other = (pl.lit(x, dtype=StepType) for x in ("rest", "charge", "discharge",
+                                                                   "other"))
     step_type = (
-        pl.when(code == 0).then(pl.lit("rest"))
-        .when(code.is_in([1, 2]) & (i > 0)).then(pl.lit("charge"))
-        .when(code.is_in([1, 2]) & (i < 0)).then(pl.lit("discharge"))
-        .when(code == 1).then(pl.lit("charge")).when(code == 2).then(pl.lit("discharge"))
-        .when(code.is_in(_CHARGE)).then(pl.lit("charge"))
-        .when(code.is_in(_DISCHARGE)).then(pl.lit("discharge"))
-        .otherwise(pl.lit("other")).cast(StepType)
+        pl.when(code == 0).then(rest)
+        .when(code.is_in([1, 2]) & (i > 0)).then(chg)
+        .when(code.is_in([1, 2]) & (i < 0)).then(dchg)
+        .when(code == 1).then(chg).when(code == 2).then(dchg)
+        .when(code.is_in(_CHARGE)).then(chg)
+        .when(code.is_in(_DISCHARGE)).then(dchg)
+        .otherwise(other)
     )
     unix = pl.col("Date and Time").str.strptime(pl.Datetime("ms"), "%Y-%m-%d %I:%M:%S %p",
                                                 strict=False)
-    df = df.select(
+    return (
         (pl.col("Run Time (h)") * 3600.0).alias("test_time_second"),
         pl.col("Potential (V)").alias("voltage_volt"), i.alias("current_ampere"),
         pl.col("Cycle Number").alias("cycle_count"), pl.col("Step Number").alias("step_id"),
@@ -107,9 +96,33 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
         pl.col("Temperature (°C)").alias("temperature_t1_celsius"),
         (unix.dt.epoch("ms") / 1000.0).alias("unix_time_second"),
     )
+
+
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+    path = Path(path)
+    raw = load(path)
+    data = text_of(raw)
+    start = find_line(data, b"[Data]", limit=5000)
+    if start is None:
+        raise CyclerFileError(path, "Novonix file without a [Data] section")
+    meta = new_meta(path, raw, "Novonix", "novonix_csv")
+    _summary(data[: line_offset(data, start)].decode("utf-8", "replace"), meta)
+    offset = line_offset(data, start + 1)
+    # Quotes go (whole quoted lines); removing them leaves every line where it was.
+    body = data.replace(b'"', b"") if data.find(b'"', offset) >= 0 else data
+    offset = line_offset(body, start + 1)
+    body, cut = cut_partial_last_line(body, b",", offset)
+    if cut:
+        meta.truncated_at_row = start + 1 + body.count(b"\n", offset) + 1
+    cols = {"Run Time (h)": pl.Float64, "Current (A)": pl.Float64, "Potential (V)": pl.Float64,
+            "Capacity (Ah)": pl.Float64, "Energy (Wh)": pl.Float64, "Cycle Number": pl.Int64,
+            "Step Type": pl.Int64, "Step Number": pl.Int64, "Temperature (°C)": pl.Float64}
+    df = read_table(path, body, sep=",", first_line=start + 2, overrides=cols,
+                    columns=list(cols) + ["Date and Time"], quote_char=None, skip_lines=start + 1)
+    df = df.select(_canonical())
     meta.note("h -> s (Run Time (h) -> test_time_second)")
     _sidecar(path, meta)
-    return done(df, meta)
+    return df, meta
 
 
-READER = register(Reader("novonix_csv", "Novonix", sniff, read, (".csv",)))
+READER = register(Reader("novonix_csv", "Novonix", sniff, parse, (".csv",)))

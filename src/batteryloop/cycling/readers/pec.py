@@ -14,11 +14,12 @@ from pathlib import Path
 import polars as pl
 
 from batteryloop.cycling.errors import CyclerFileError
-from batteryloop.cycling.readers._common import done, load, new_meta, text_of
+from batteryloop.cycling.readers._common import load, new_meta, text_of
 from batteryloop.cycling.readers._text import (
     cut_partial_last_line,
     find_line,
     head_text,
+    line_at,
     line_offset,
     looks_binary,
     read_table,
@@ -68,7 +69,7 @@ def _pick(header: list[str]) -> dict[str, tuple[str, str | None]]:
     return picks
 
 
-def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+def parse(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     path = Path(path)
     raw = load(path)
     data = text_of(raw)
@@ -76,21 +77,22 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     if start is None:
         raise CyclerFileError(path, "no PEC data header ('Test,Cell,Rack,...') found")
     meta = new_meta(path, raw, "PEC", "pec_csv")
-    pre = data[: line_offset(data, start)].decode("utf-8", "replace")
+    offset = line_offset(data, start)
+    pre = data[:offset].decode("utf-8", "replace")
     m = re.search(r"Start Time:,(\d+/\d+/\d+ \d+:\d+:\d+)", pre)
     if m:
         meta.start_time_unix = datetime.strptime(m.group(1), "%m/%d/%Y %H:%M:%S").replace(
             tzinfo=UTC).timestamp()
     m = re.search(r"TestRegime Name:,([^\r\n]*)", pre)
     meta.extra["regime"] = m.group(1).strip() if m else None
-    body, cut = cut_partial_last_line(data[line_offset(data, start):], b",")
+    body, cut = cut_partial_last_line(data, b",", offset)
     if cut:
-        meta.truncated_at_row = start + body.count(b"\n") + 1
-    header = body.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").split(",")
+        meta.truncated_at_row = start + body.count(b"\n", offset) + 1
+    header = line_at(body, offset).split(",")
     picks = _pick(header)
     overrides = {c: pl.Float64 for c in picks}
     df = read_table(path, body, sep=",", first_line=start + 1, overrides=overrides,
-                    columns=list(picks) + ["Real Time", "Position", "Cell ID"])
+                    columns=list(picks) + ["Real Time", "Position", "Cell ID"], skip_lines=start)
     exprs = []
     for col, (target, kind) in picks.items():
         f = factor(split_unit(col)[1], kind) if kind else 1.0
@@ -103,7 +105,7 @@ def read(path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
     cell = df["Cell ID"].drop_nulls()
     meta.cell_id = str(cell[0]) if len(cell) else None
     meta.note("'Charge/Discharge Capacity (mWh)' columns read as energies (their unit is mWh)")
-    return done(df.select(exprs), meta)
+    return df.select(exprs), meta
 
 
-READER = register(Reader("pec_csv", "PEC", sniff, read, (".csv",)))
+READER = register(Reader("pec_csv", "PEC", sniff, parse, (".csv",)))

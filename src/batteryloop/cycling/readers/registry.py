@@ -12,21 +12,29 @@ from pathlib import Path
 
 import polars as pl
 
+from batteryloop.cycling.readers._common import done
 from batteryloop.cycling.schema import CyclerMetadata
 
 SniffFn = Callable[[bytes, Path], float]
-ReadFn = Callable[[Path], "tuple[pl.DataFrame, CyclerMetadata]"]
+ParseFn = Callable[[Path], "tuple[pl.DataFrame, CyclerMetadata]"]
 
 
 @dataclass(frozen=True)
 class Reader:
-    """A tester format: ``sniff(head, path) -> confidence`` and ``read(path) -> (frame, meta)``."""
+    """A tester format: ``sniff(head, path) -> confidence`` and ``parse(path) -> (partial frame,
+    meta)``; :meth:`read` gives the canonical frame."""
 
     name: str
     tester: str
     sniff: SniffFn
-    read: ReadFn
+    parse: ParseFn
     extensions: tuple[str, ...] = ()
+
+    def read(self, path: Path) -> tuple[pl.DataFrame, CyclerMetadata]:
+        """Parse, then normalise. Normalising after the parser has returned means the file's bytes
+        it held are freed before the normalisation's intermediate columns are allocated."""
+        df, meta = self.parse(Path(path))
+        return done(df, meta)
 
     def score(self, head: bytes, path: Path) -> float:
         """Content confidence plus a tie-break bonus of 0.01 for a matching extension."""
