@@ -5,31 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from pypdf import PdfReader
-from typer.testing import CliRunner
 
-from batteryloop.cli import common
-from batteryloop.cli.main import app
-from batteryloop.settings import get_settings
-
-
-@pytest.fixture
-def cli(db, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("BATTERYLOOP_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("BATTERYLOOP_DATA_DIR", str(tmp_path / "var"))
-    get_settings.cache_clear()
-    monkeypatch.setattr(common, "_db", db)
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(app, list(args))
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.stdout, result.stderr
-
-    yield run
-    get_settings.cache_clear()
 
 
 def _collected(cli, serial: str) -> None:  # type: ignore[no-untyped-def]
