@@ -24,6 +24,8 @@ app = typer.Typer(help="EU battery passport: Annex XIII tiers, Battery Pass v1.2
 
 AsTier = Annotated[str, typer.Option("--as", help="read at this tier: " + ", ".join(TIERS))]
 Actor = Annotated[str | None, typer.Option(help="acting organisation (uid or name)")]
+ValuesFile = Annotated[Path | None, typer.Option(help="JSON or TOML: attribute id -> value")]
+ValuesSet = Annotated[list[str] | None, typer.Option("--set", help="ID=VALUE (JSON value)")]
 Json = Annotated[bool, typer.Option("--json")]
 
 
@@ -73,16 +75,22 @@ def _render(shown: dict[str, Any]) -> None:
         console.print("withheld (higher tiers): " + ", ".join(f"{n} {t}" for t, n in shown["withheld"].items()))
 
 
+
+def _values(file: Path | None, pairs: list[str] | None) -> dict:
+    """Attribute values from a file, overridden by --set pairs."""
+    return {**(_load(file) if file else {}), **_pairs(pairs or [])}
+
+
 @app.command("create")
 @guarded
 def create(
     ref: str,
-    file: Annotated[Path | None, typer.Option(help="JSON or TOML: attribute id -> value")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="ID=VALUE (JSON value)")] = None,
+    file: ValuesFile = None,
+    set_: ValuesSet = None,
     actor: Actor = None, as_json: Json = False,
 ) -> None:
     """Start the maker's passport record of a registered battery."""
-    values = {**(_load(file) if file else {}), **_pairs(set_ or [])}
+    values = _values(file, set_)
     with unit_of_work() as s:
         result = service.create(s, ref, values, actor=actor)
     emit(result, as_json, lambda r: console.print(f"passport {r['passport']} v{r['version']}: "
@@ -93,13 +101,13 @@ def create(
 @guarded
 def update(
     ref: str,
-    file: Annotated[Path | None, typer.Option(help="JSON or TOML: attribute id -> value")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="ID=VALUE (JSON value)")] = None,
+    file: ValuesFile = None,
+    set_: ValuesSet = None,
     unset: Annotated[list[str] | None, typer.Option(help="attribute id to remove")] = None,
     actor: Actor = None, as_json: Json = False,
 ) -> None:
     """Set or remove static attributes (refused once the passport has ceased)."""
-    values = {**(_load(file) if file else {}), **_pairs(set_ or [])}
+    values = _values(file, set_)
     with unit_of_work() as s:
         result = service.update(s, ref, values, unset=unset or [], actor=actor)
     emit(result, as_json, lambda r: console.print(f"passport {r['passport']} v{r['version']}: "
@@ -199,12 +207,12 @@ def qr_(
 @guarded
 def condition(
     ref: str,
-    file: Annotated[Path | None, typer.Option(help="JSON or TOML: attribute id -> value")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="ID=VALUE (JSON value)")] = None,
+    file: ValuesFile = None,
+    set_: ValuesSet = None,
     actor: Actor = None, as_json: Json = False,
 ) -> None:
     """Report values from use (counters, SOC, temperatures, negative events) to the ledger."""
-    values = {**(_load(file) if file else {}), **_pairs(set_ or [])}
+    values = _values(file, set_)
     with unit_of_work() as s:
         result = service.report_condition(s, ref, values, actor=actor)
     emit(result, as_json, lambda r: console.print(f"event {r['seq']}: {', '.join(r['attributes'])}"))
