@@ -23,7 +23,7 @@ from batteryloop.errors import BatteryloopError, ImportRejected, RowProblem, Val
 from batteryloop.registry import ledger
 from batteryloop.registry.identifiers import SCHEMES
 from batteryloop.registry.ledger import Draft
-from batteryloop.registry.projection import EMPTY, Projection, apply
+from batteryloop.registry.projection import Projection, apply
 from batteryloop.registry.schemas import BatteryIn, EventIn
 from batteryloop.registry.service import Registry
 from batteryloop.store.models import Identifier
@@ -213,12 +213,7 @@ class Importer:
     def _draft(self, event: EventIn, projections: dict[int, Projection]) -> tuple[Draft, dict[int, Projection]]:
         battery = self.registry.battery(event.battery)
         actor = self.registry.organisation(event.actor) if event.actor else None
-        current = projections.get(battery.id)
-        if current is None:
-            uid = {o.id: o.uid for o in self.registry.organisations()}
-            current = EMPTY if battery.head_seq == 0 else Projection(
-                battery.state, battery.eu_status, uid.get(battery.owner_id), uid.get(battery.responsible_id)
-            )
+        current = projections.get(battery.id) or self.registry.projection(battery)
         payload = dict(event.payload)
         if event.type == "status-changed":
             payload.setdefault("from", current.state)

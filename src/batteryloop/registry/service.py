@@ -18,6 +18,7 @@ from batteryloop.errors import Conflict, NotFound, ValidationFailed
 from batteryloop.registry import gbt34014, identifiers, ledger, signing
 from batteryloop.registry.ledger import Draft
 from batteryloop.registry.lifecycle import lifecycle
+from batteryloop.registry.projection import EMPTY, Projection
 from batteryloop.registry.roles import check_role
 from batteryloop.registry.schemas import BatteryIn, OrganisationIn, SuccessorIn
 from batteryloop.store.models import Battery, Identifier, Lineage, Organisation, OrganisationRole
@@ -74,6 +75,17 @@ class Registry:
 
     def organisations(self) -> list[Organisation]:
         return list(self.session.scalars(select(Organisation).order_by(Organisation.name)))
+
+    def _org_by_id(self, oid: int | None) -> Organisation | None:
+        return self.session.get(Organisation, oid) if oid is not None else None
+
+    def projection(self, battery: Battery) -> Projection:
+        """What the battery's events add up to, as its row records it (no events yet: empty)."""
+        if battery.head_seq == 0:
+            return EMPTY
+        owner, responsible = self._org_by_id(battery.owner_id), self._org_by_id(battery.responsible_id)
+        return Projection(battery.state, battery.eu_status, owner.uid if owner else None,
+                          responsible.uid if responsible else None)
 
     def _actor(self, ref: str | None) -> Organisation | None:
         return self.organisation(ref) if ref else None
@@ -285,14 +297,13 @@ class Registry:
         signature: str | None = None, key: Ed25519PrivateKey | None = None,
     ) -> ledger.Appended:
         """Move custody (who holds it) and/or responsibility (the accountable operator)."""
-        battery = self.battery(ref)
-        uid_of = {o.id: o.uid for o in self.organisations()}
+        current = self.projection(self.battery(ref))
         payload: dict[str, Any] = {}
         if custody_to:
-            payload["custody"] = {"from": uid_of.get(battery.owner_id), "to": self.organisation(custody_to).uid}
+            payload["custody"] = {"from": current.owner, "to": self.organisation(custody_to).uid}
         if responsibility_to:
             payload["responsibility"] = {
-                "from": uid_of.get(battery.responsible_id),
+                "from": current.responsible,
                 "to": self.organisation(responsibility_to).uid,
             }
         if reason:
@@ -368,10 +379,10 @@ class Registry:
     def describe(self, ref: str) -> dict[str, Any]:
         """Everything the registry knows of one battery, for show and the API."""
         b = self.battery(ref)
-        names = {o.id: (o.uid, o.name) for o in self.organisations()}
 
         def org(oid: int | None) -> dict[str, str] | None:
-            return {"uid": names[oid][0], "name": names[oid][1]} if oid in names else None
+            found = self._org_by_id(oid)
+            return {"uid": found.uid, "name": found.name} if found else None
 
         parent = self.session.get(Battery, b.parent_id) if b.parent_id else None
         children = self.session.scalars(select(Battery).where(Battery.parent_id == b.id).order_by(Battery.id))
