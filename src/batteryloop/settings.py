@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # holidays; weekends are always off. A convention of this deployment, not a standard value.
     holidays: list[str] = Field(default_factory=list)
     max_upload_bytes: int = 512 * 1024 * 1024
+    # Request hardening. Both are conventions of this deployment, not standard values: a JSON body
+    # larger than max_body_bytes is refused (413) before it is read; each caller (API token, session
+    # cookie or, anonymous, client address) may make `rate_limit` requests (``limits`` notation,
+    # e.g. "1200/minute"), beyond which it gets 429 with Retry-After. "" switches the limit off.
+    max_body_bytes: int = 1024 * 1024
+    rate_limit: str = "1200/minute"
 
     @classmethod
     def settings_customise_sources(

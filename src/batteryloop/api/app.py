@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from batteryloop import __version__
-from batteryloop.api import problems
+from batteryloop.api import guards, problems
 from batteryloop.api.routes import accounts, cycling, grading, health, passport, registry
+from batteryloop.settings import get_settings
 from batteryloop.store import Database
 from batteryloop.web import routes as web_routes
 
@@ -22,6 +23,9 @@ def create_app(db: Database) -> FastAPI:
     )
     app.state.db = db
     problems.install(app)
+    settings = get_settings()
+    guards.install(app, body_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
+                   rate=settings.rate_limit)
     accounts.install(app)
     app.include_router(registry.router, prefix="/api/v1")
     app.include_router(cycling.router, prefix="/api/v1")

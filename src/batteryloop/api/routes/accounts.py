@@ -178,7 +178,7 @@ def audit_log(
     viewer: Authority, db: Db,
     battery: Annotated[str | None, Query(description="passport identifier (urn:uuid:...)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     """Reads of restricted passport attributes, newest first (authority tier)."""
     items, total = audit.entries(db, battery=battery, limit=limit, offset=offset)

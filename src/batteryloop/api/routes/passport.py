@@ -119,7 +119,7 @@ def search(
     category: str | None = None, chemistry: str | None = None,
     status_: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     result = view.search(db, who, q=q, category=category, chemistry=chemistry, status=status_,
                          limit=limit, offset=offset, path=request.url.path)

@@ -98,7 +98,7 @@ def list_batteries(
     kind: Literal["pack", "module", "cell"] | None = None,
     q: Annotated[str | None, Query(description="any identifier, or part of one")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Page:
     reg = Registry(db)
     items, total = reg.list_batteries(
