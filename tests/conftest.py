@@ -17,16 +17,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from batteryloop.store import Database, connect
+from shared_data import IN_CI, need
 
 ROOT = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def need(reason: str) -> None:
-    """Skip locally, fail in CI: what CI needs must be there."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: missing is a failure)")
-    pytest.skip(reason)
+@pytest.fixture(scope="session", autouse=True)
+def _wiring() -> None:
+    """The floors joined as the faces join them at start-up (``batteryloop.wiring``): every test
+    runs with recycling's carbon provider and passport hook set, whichever test ran before."""
+    from batteryloop import wiring
+
+    wiring.install()
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +93,7 @@ def _truncate(database: Database) -> None:
     with database.engine.begin() as conn:
         conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
         conn.execute(text(
-            "TRUNCATE inspections, passport_contacts, passports, audit_log, api_tokens, user_roles, users, cycler_tests, lineage, identifiers, events, batteries, organisation_roles, organisations "
+            "TRUNCATE factory_alarms, dismantled_fractions, dismantlings, recycling_outputs, recycling_batches, inspections, passport_contacts, passports, audit_log, api_tokens, user_roles, users, cycler_tests, lineage, identifiers, events, batteries, organisation_roles, organisations "
             "RESTART IDENTITY CASCADE"
         ))
 

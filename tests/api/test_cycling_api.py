@@ -18,15 +18,16 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def client(db, data_dir: Path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    with TestClient(create_app(db), raise_server_exceptions=False) as c:
+def client(db, data_dir: Path, member) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """Signed in as a writer of "Lab", which makes the cells it tests: it reads their tester data
+    as its own batteries' (tests/api/conftest.py)."""
+    with TestClient(create_app(db), raise_server_exceptions=False,
+                    headers=member("Lab", "manufacturer")) as c:
         yield c
 
 
 @pytest.fixture
 def cell(client: TestClient) -> str:
-    assert client.post("/api/v1/organisations",
-                       json={"name": "Lab", "roles": ["manufacturer"]}).status_code == 201
     r = client.post("/api/v1/batteries", json={"kind": "cell", "manufacturer": "Lab"})
     assert r.status_code == 201, r.text
     return r.json()["uid"]
@@ -122,11 +123,15 @@ def test_malformed_upload_is_a_422_problem_naming_the_file(  # type: ignore[no-u
     assert not (data_dir / "tests").exists() or not list((data_dir / "tests").rglob("*.parquet"))
 
 
-def test_errors_are_problems(client: TestClient, cell: str, monkeypatch, shared_file) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_problems(client: TestClient, cell: str, monkeypatch, shared_file, member) -> None:  # type: ignore[no-untyped-def]
     raw = shared_file("data/cyclers/pec/pec.csv").read_bytes()
     r = _upload(client, "NO-SUCH-BATTERY", "pec.csv", raw)
     assert r.status_code == 404 and r.headers["content-type"].startswith(PROBLEM)
-    assert client.get("/api/v1/tests/" + "ab" * 32).status_code == 404
+    # a maker reads only its own batteries' tests: a test that does not exist and one it may not
+    # read get the same 403; a recycler (legitimate interest) is told it does not exist
+    assert client.get("/api/v1/tests/" + "ab" * 32).status_code == 403
+    recycler = member("Recycler", "recycler", scopes=())
+    assert client.get("/api/v1/tests/" + "ab" * 32, headers=recycler).status_code == 404
     assert client.get("/api/v1/batteries/NOPE/tests").status_code == 404
     r = client.post(f"/api/v1/batteries/{cell}/tests")  # no file part
     assert r.status_code == 422 and r.headers["content-type"].startswith(PROBLEM)

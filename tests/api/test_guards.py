@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from batteryloop.api import create_app, guards
+from batteryloop.api.pagination import Paged
 from batteryloop.settings import get_settings
 from batteryloop.store import Database
 
@@ -100,3 +101,24 @@ def test_the_platform_app_applies_the_configured_limits(
         assert codes[-1] == 429 and codes[0] == 200
     finally:
         get_settings.cache_clear()
+
+
+def test_plain_lists_are_paged_with_link_headers() -> None:
+    app = FastAPI()
+
+    @app.get("/things/{name}")
+    def things(page: Paged, name: str) -> list[int]:
+        return page(list(range(25)))
+
+    client = TestClient(app)
+    whole = client.get("/things/x")
+    assert whole.json() == list(range(25)) and whole.headers["x-total-count"] == "25"
+    assert "link" not in whole.headers
+    r = client.get("/things/\u0100", params={"limit": 10, "offset": 10, "q": "é"})
+    assert r.json() == list(range(10, 20))
+    links = dict(reversed(part.split("; ")) for part in r.headers["link"].split(", "))
+    nxt, prev = links['rel="next"'], links['rel="prev"']
+    assert "offset=20" in nxt and "limit=10" in nxt and "q=%C3%A9" in nxt
+    assert "offset=0" in prev
+    assert client.get("/things/x", params={"offset": 20}).json() == list(range(20, 25))
+    assert client.get("/things/x", params={"limit": 0}).status_code == 422

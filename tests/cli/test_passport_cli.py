@@ -84,7 +84,8 @@ def test_passport_commands(cli, db, tmp_path: Path) -> None:  # type: ignore[no-
     with db.session() as s:
         bare = register(s, "NMC")
     code, _, err = cli("passport", "export", bare, "--check")
-    assert code == 1 and "batteryCarbonFootprint" in err
+    assert code == 1 and "carbonFootprintPerformanceClass" in err
+    assert "batteryCarbonFootprint" not in err  # computed where the maker declared none
 
     code, out, _ = cli("passport", "import", str(exported), "--actor", "Maker", "--json")
     assert code == 0 and json.loads(out)["passport"] == uid
@@ -99,7 +100,7 @@ def test_passport_commands(cli, db, tmp_path: Path) -> None:  # type: ignore[no-
     code, _, err = cli("passport", "update", uid, "--set", "carbon.performance_class=B", "--actor", "Maker")
     assert code == 1 and "read-only" in err
     code, out, _ = cli("passport", "attributes", "--json")
-    assert code == 0 and len(json.loads(out)) == 70
+    assert code == 0 and len(json.loads(out)) == 72
     code, _, err = cli("passport", "show", uid, "--as", "king")
     assert code == 1 and "unknown tier" in err
 

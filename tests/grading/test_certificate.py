@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from datetime import date
 
 import pytest
 from pypdf import PdfReader
 
 from batteryloop import grading
-from batteryloop.errors import NotFound
+from batteryloop.errors import NotFound, ValidationFailed
 from batteryloop.grading.certificate import digest, qr_matrix
 from batteryloop.grading.inspection import InspectionIn
 from batteryloop.health.soh import HealthValue
@@ -124,3 +126,60 @@ def test_base_url_from_the_environment(db, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("BATTERYLOOP_PUBLIC_URL", "https://passport.example.com/")
     with db.session() as s:
         assert grading.build_certificate(s, uid)["record_url"] == f"https://passport.example.com/batteries/{uid}"
+
+
+def test_issued_certificates_check_against_the_ledger(db) -> None:  # type: ignore[no-untyped-def]
+    uid = _graded(db)
+    with db.session() as s:
+        issued = grading.issue_certificate(s, "P-1", base_url=BASE, actor="Lab", with_pdf=True)
+    cert, document, event = issued["certificate"], issued["pdf"], issued["event"]
+    assert cert["issued_by"]["name"] == "Lab" and cert["sha256"] == digest(cert)
+    with db.session() as s:
+        last = Registry(s).history(uid)[-1]
+    assert last["type"] == "certificate-issued" and last["seq"] == event["seq"]
+    assert last["payload"]["sha256"] == cert["sha256"]
+    assert last["payload"]["pdf_sha256"] == hashlib.sha256(document).hexdigest()
+    assert last["occurred_at"] == cert["issued_at"] and last["actor_name"] == "Lab"
+    # the certificate was drawn from the chain as it stood just before its own event
+    assert cert["chain_head"]["seq"] == event["seq"] - 1
+    assert last["payload"]["graded"]["seq"] == next(
+        r["seq"] for r in cert["rests_on"] if r["type"] == "graded")
+
+    with db.session() as s:
+        for held in (cert, json.dumps(cert).encode(), document):
+            out = grading.check_certificate(s, held)
+            assert out["valid"] and out["battery"] == uid and not out["problems"], out
+            assert out["issued"]["seq"] == event["seq"] and out["superseded_by"] is None
+        altered = grading.check_certificate(s, {**cert, "value": None})
+        assert not altered["valid"]
+        assert "does not match its sha256" in altered["problems"][0]
+        assert "never issued here" in altered["problems"][-1]
+        # a consistent forgery (digest recomputed) is still not in the ledger
+        forged = {**cert, "grading": {**cert["grading"], "grade": "A"}}
+        forged["sha256"] = digest(forged)
+        out = grading.check_certificate(s, forged)
+        assert not out["valid"] and out["problems"] == [
+            f"no certificate-issued event of battery {uid} records sha256 {forged['sha256']}: "
+            "this certificate was never issued here (a draft, or altered)"]
+        draft = grading.build_certificate(s, uid, base_url=BASE)
+        assert not grading.check_certificate(s, draft)["valid"]
+        pdf_out = grading.check_certificate(s, document[:-10] + b"%%EOF\n\n\n\n")
+        assert not pdf_out["valid"] and "not one the registry issued" in pdf_out["problems"][0]
+
+    with db.session() as s:  # a later grade supersedes the certificate; it stays genuine
+        grading.grade(s, uid, policy="stationary-storage", actor="Lab")
+        later = Registry(s).history(uid)[-1]
+        out = grading.check_certificate(s, cert)
+        assert out["valid"] and out["superseded_by"]["type"] == "graded"
+        assert out["superseded_by"]["seq"] == later["seq"]
+
+
+def test_checking_rejects_what_is_not_a_certificate(db) -> None:  # type: ignore[no-untyped-def]
+    with db.session() as s:
+        with pytest.raises(ValidationFailed, match="neither a PDF nor JSON"):
+            grading.check_certificate(s, b"hello")
+        with pytest.raises(ValidationFailed, match="not a batteryloop SOH and grading certificate"):
+            grading.check_certificate(s, {"a": 1})
+        out = grading.check_certificate(s, {"certificate": "batteryloop SOH and grading certificate",
+                                            "battery": {"uid": "urn:uuid:nope"}})
+        assert not out["valid"] and "not in this registry" in out["problems"][-1]

@@ -220,3 +220,29 @@ def test_grade_with_health_measured_from_a_stored_test(db, tmp_path, shared_file
     # about 44.4 Ah of 50 Ah: a capacity SOH near 89 %, band A of stationary storage
     assert 85 < out["soh"]["value"] < 92 and out["soh"]["lower"] < out["soh"]["value"]
     assert out["route"] == "repurposed"
+
+
+def test_re_use_makes_a_new_battery_linked_to_its_source(db) -> None:  # type: ignore[no-untyped-def]
+    """Art. 77(6): a battery graded for re-use gets a new passport when re-used, as a repurposed or
+    remanufactured one does: apply_route with a successor, or second_life(relation="reused")."""
+    with db.session() as s:
+        _orgs(s)
+        for serial in ("A", "B"):
+            _collected(s, serial)
+            _inspect(s, serial)
+            grading.grade(s, serial, actor="Lab",
+                          health=[hv("soce", 90, 89, 91), hv("resistance_increase", 10, 8, 12)])
+        assert grading.latest_grade(s, "A")["route"] == "reused"
+        child = grading.apply_route(s, "A", actor="Lab",
+                                    successor=BatteryIn(kind="pack", identifiers={"serial": "RU-1"}))
+        assert (child["state"], child["eu_status"]) == ("reused", "re-used")
+        assert child["uid"] != Registry(s).battery("A").uid
+        assert child["responsible"]["name"] == "Lab" and child["owner"]["name"] == "Lab"
+        assert [(x["uid"], x["relation"]) for x in child["sources"]] == [
+            (Registry(s).battery("A").uid, "reused")]
+        assert Registry(s).battery("A").eu_status == "re-used"
+        other = grading.second_life(s, ["B"], "reused", BatteryIn(kind="pack"), actor="Lab")
+        assert other["eu_status"] == "re-used" and other["chemistry"] == "NMC"
+        with pytest.raises(ValidationFailed, match="reused, repurposed, remanufactured"):
+            grading.second_life(s, ["B"], "refurbished", BatteryIn(kind="pack"), actor="Lab")
+        assert verify(s).ok

@@ -93,10 +93,37 @@ def test_recycling_floor_by_chemistry() -> None:
     lfp = residual_value(rated_energy_kwh=60, soh_lower=50, chemistry="LFP", route="waste")
     assert nmc["ceiling"] is None and nmc["estimate"]["per_unit"] == nmc["floor"]["per_unit"]
     assert nmc["floor"]["per_rated_kwh"] > 0
-    # LFP's materials pay less than their recycling costs: a negative floor, a disposal cost
-    assert lfp["floor"]["per_rated_kwh"] < 0
+    # no nickel or cobalt: LFP's materials barely pay for their recycling (a tenth of NMC's floor)
+    assert lfp["floor"]["per_rated_kwh"] < 0.2 * nmc["floor"]["per_rated_kwh"]
     gross = sum(m["value"] for m in nmc["floor"]["materials"])
     assert nmc["floor"]["per_unit"] == pytest.approx(gross - 8.0 * 60, abs=0.05)
+    # with the stoichiometric composition (foils by convention) LFP's floor is a disposal cost
+    lfp_stoich = residual_value(rated_energy_kwh=60, soh_lower=50, chemistry="LFP", route="waste",
+                                overrides={"composition_source": "stoichiometry"})
+    assert lfp_stoich["floor"]["per_rated_kwh"] < 0
+    assert lfp_stoich["floor"]["composition"]["source"] == "stoichiometry"
+
+
+def test_floor_from_the_recycling_bill_of_materials_by_hand() -> None:
+    """The default floor prices the recycling stage's kg per kWh (EverBatt cell BOM)."""
+    from batteryloop.recycling.composition import cell_content
+
+    content = cell_content("LMO")  # LiMn2O4: Li, Mn, and the Cu and Al of foils and can
+    metals = PRICES.section("metals")
+    payable = PRICES.section("recycling")["payable"]
+    gross = sum(content[el.lower()] * metals[el]["usd_per_kg"] * payable[el]
+                for el in ("Li", "Mn", "Cu", "Al"))  # Ni, Co, Fe, P, F: none, or not paid for
+    out = residual_value(rated_energy_kwh=10, soh_lower=50, chemistry="LiMn2O4", route="waste")
+    assert out["floor"]["composition"]["source"] == "recycling"
+    assert out["floor"]["composition"]["chemistry"] == "LMO"
+    assert len(out["floor"]["composition"]["sha256"]) == 64
+    assert out["floor"]["per_rated_kwh"] == pytest.approx(gross - 8.0, abs=0.01)
+    kg = {m["element"]: m["kg_per_kwh"] for m in out["floor"]["materials"]}
+    assert kg["Mn"] == pytest.approx(content["mn"], abs=1e-4) and kg["F"] == pytest.approx(
+        content["f"], abs=1e-4)
+    with pytest.raises(ValidationFailed, match="unknown composition source 'guess'"):
+        residual_value(rated_energy_kwh=10, soh_lower=50, chemistry="LMO", route="waste",
+                       overrides={"composition_source": "guess"})
 
 
 def test_bad_inputs() -> None:

@@ -64,8 +64,12 @@ def test_health_over_the_api_and_cli(db, tmp_path, shared_file, monkeypatch) -> 
     monkeypatch.setenv("BATTERYLOOP_DATA_DIR", str(tmp_path))
     from batteryloop.settings import get_settings
 
+    monkeypatch.setenv("BATTERYLOOP_RATE_LIMIT", "")
     get_settings.cache_clear()
-    with TestClient(create_app(db)) as client:
+    from api.conftest import make_member
+
+    tester = make_member(db, "Cell Test Lab", ("repurposer",))
+    with TestClient(create_app(db), headers=tester) as client:
         uid = client.post("/api/v1/batteries", json={"kind": "cell", "rated_capacity_ah": 5.0}).json()["uid"]
         assert client.get(f"/api/v1/batteries/{uid}/health").status_code == 404
         data = shared_file("data/cyclers/maccor/xTESLADIAG_000019_CH70.070").read_bytes()

@@ -91,6 +91,42 @@ def test_held_out_accuracy_papers_variance_feature(shared_dir: Path) -> None:
     assert sec["rmse_cycles"] < 85 and sec["mape_percent"] < 8.0
 
 
+def test_held_out_accuracy_hybrid_route(shared_dir: Path) -> None:
+    """The paper's Q100(V) - Q10(V) variance where beep computed it, the per-cycle model
+    elsewhere: same 39 + 21 held-out cells as the per-cycle route."""
+    model, card = cl.train_cycle_life(shared_dir, features="hybrid", model="gaussian-process",
+                                      repeats=1)
+    # the linear model's feature set was chosen by CV on the 19 training cells with the variance
+    assert model.name == ("hybrid: variance + capacity at cycle 2 (linear), else per-cycle "
+                          "gaussian-process")
+    assert {k.split(": ")[0] for k in model.cv_rmse} == {"per-cycle",
+                                                        "with variance (19 cells)"}
+    ev = cl.evaluate_cycle_life(model, shared_dir)
+    pri, sec = ev.scores["primary_test"], ev.scores["secondary_test"]
+    assert (pri["n"], sec["n"]) == (39, 21)
+    assert not set(pri["cells"] + sec["cells"]) & set(model.training_cells)
+    # measured: primary 137 cycles (12.2 %), secondary 458 (28.4 %); per-cycle alone 249 / 474
+    assert pri["rmse_cycles"] < 150 and pri["mape_percent"] < 13.5
+    assert sec["rmse_cycles"] < 500
+    routed = ev.predictions.group_by("set", "submodel").len()
+    assert dict(routed.filter(pl.col("set") == "primary_test").select("submodel", "len")
+                .iter_rows()) == {"paper's variance": 19, "per-cycle": 20}
+    # a cell without the variance gets exactly the per-cycle model's estimate
+    per_cycle = ev.predictions.filter(pl.col("submodel") == "per-cycle")["cell"][0]
+    frame = severson.load_cells(shared_dir, [per_cycle])
+    assert cl.predict_cycle_life(model, frame) == pytest.approx(
+        ev.predictions.filter(pl.col("cell") == per_cycle)["predicted"][0])
+    # ... and one with it, given in the frame, the linear model's
+    with_var = ev.predictions.filter(pl.col("submodel") == "paper's variance")["cell"][0]
+    variance = severson.paper_features(shared_dir).frame.filter(
+        pl.col("cell") == with_var)[cl.HYBRID_KEY][0]
+    frame = severson.load_cells(shared_dir, [with_var]).with_columns(
+        pl.lit(variance).alias(cl.HYBRID_KEY))
+    assert cl.predict_cycle_life(model, frame) == pytest.approx(
+        ev.predictions.filter(pl.col("cell") == with_var)["predicted"][0])
+    assert card.name == "cycle-life-hybrid"
+
+
 def test_prediction_from_a_per_cycle_frame(charge_model, shared_dir: Path) -> None:  # type: ignore[no-untyped-def]
     model, _ = charge_model
     ev = cl.evaluate_cycle_life(model, shared_dir)

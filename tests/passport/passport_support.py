@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from batteryloop.health import soh
 from batteryloop.passport import service
+from batteryloop.recycling import composition, dismantling
+from batteryloop.recycling import service as recycling
 from batteryloop.registry.schemas import BatteryIn, OrganisationIn, SuccessorIn
 from batteryloop.registry.service import Registry
 
@@ -196,3 +198,35 @@ def second_life(session: Session, sources: list[str], relation: str = "repurpose
     populate(session, child, tag, chemistry=chemistry, actor=operator)
     walk(session, child, ["in_service"], actor=operator)
     return child
+
+
+# a pack's parts and a cell's parts as the dismantling fractions that hold them (recycling stage)
+_PACK_FRACTIONS = {"modules": "module_hardware", "housing": "housing", "bms": "bms",
+                   "wiring": "wiring", "thermal": "thermal"}
+_CELL_FRACTIONS = {"black_mass": ("cathode_active_material", "graphite", "carbon_black", "binder"),
+                   "cu_foil": ("copper",), "al_foil": ("aluminium",),
+                   "electrolyte": ("electrolyte",), "plastics": ("plastics",)}
+FOOTPRINT = ("carbon.battery_carbon_footprint", "carbon.per_lifecycle_stage", "carbon.absolute")
+
+
+def dismantle(session: Session, uid: str, actor: str = "Recycler") -> dict[str, Any]:
+    """Take a registered pack apart into the fractions its chemistry's pack breakdown and cell
+    make-up imply (recycling/data/composition.toml): weights that add up to its registered mass."""
+    b = Registry(session).battery(uid)
+    shares = composition.pack_breakdown(b.chemistry)
+    rows = [{"fraction": f, "mass_kg": b.mass_kg * shares[part]}
+            for part, f in _PACK_FRACTIONS.items() if shares[part] > 0]
+    cells_kg = b.mass_kg * shares["cells"]
+    parts = composition.cell_parts(b.chemistry)
+    rows += [{"fraction": f, "mass_kg": cells_kg * sum(sum(parts[n].values()) for n in names)}
+             for f, names in _CELL_FRACTIONS.items()]
+    return dismantling.record(session, uid, dismantling.DismantlingIn(fractions=rows, actor=actor))
+
+
+def recycle_in_batch(session: Session, uids: list[str], ref: str,
+                     actor: str = "Recycler") -> dict[str, Any]:
+    """A hydrometallurgical batch of dismantled batteries, closed by the recycler (who never held
+    their custody in the registry)."""
+    recycling.create(session, recycling.BatchIn(ref=ref, route="hydrometallurgical", batteries=uids,
+                                                processed_on=date(2028, 6, 30), actor=actor))
+    return recycling.close(session, ref, actor=actor)

@@ -42,7 +42,7 @@ def test_every_schema_property_has_exactly_one_attribute(shared_dir: Path) -> No
 
 def test_every_attribute_has_a_tier_a_basis_and_a_source() -> None:
     attrs = list(table().values())
-    assert len(attrs) == 70 and len({a.id for a in attrs}) == 70
+    assert len(attrs) == 72 and len({a.id for a in attrs}) == 72
     assert {a.category for a in attrs} == set(categories())
     for a in attrs:
         assert a.tier in TIERS and a.basis and a.label

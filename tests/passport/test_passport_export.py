@@ -9,7 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
-from passport_support import TO_GRADED, add_orgs, original, second_life, static_values, walk
+from passport_support import (
+    FOOTPRINT,
+    TO_GRADED,
+    add_orgs,
+    dismantle,
+    original,
+    recycle_in_batch,
+    second_life,
+    static_values,
+    walk,
+)
 
 from batteryloop.accounts.viewer import TIERS, Viewer
 from batteryloop.passport import export, importer, jsonld, schemas, service, view
@@ -28,7 +38,7 @@ def _schemas(shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     schemas.load.cache_clear()
     if not schemas.available():
-        from conftest import need
+        from shared_data import need
 
         need(f"Battery Pass schemas missing in {schemas.schemas_dir()}")
     yield
@@ -46,6 +56,11 @@ def _battery(db: Database, chemistry: str, status: str) -> str:
             walk(s, source, TO_GRADED)
             return second_life(s, [source], chemistry=chemistry)
         uid = original(s, chemistry)
+        if status == "recycled":  # dismantled, recycled in a closed batch: the passport archived
+            walk(s, uid, ["retired", "collected"])
+            dismantle(s, uid)
+            recycle_in_batch(s, [uid], f"B-EXPORT-{chemistry}")
+            return uid
         service.to_waste(s, uid, "Waste Co", actor="Maker")
         return uid
 
@@ -61,7 +76,7 @@ def test_the_schema_files_are_utf16_with_a_bom_and_decode(shared_dir: Path) -> N
         assert json.loads(text)["$schema"].startswith("http://json-schema.org/draft-04/schema")
 
 
-@pytest.mark.parametrize("status", ["original", "repurposed", "waste"])
+@pytest.mark.parametrize("status", ["original", "repurposed", "waste", "recycled"])
 @pytest.mark.parametrize("chemistry", ["LFP", "NMC", "LMO"])
 def test_exports_validate_for_chemistries_and_statuses(sqlite_db: Database, chemistry: str,
                                                        status: str) -> None:
@@ -73,10 +88,63 @@ def test_exports_validate_for_chemistries_and_statuses(sqlite_db: Database, chem
             assert export.check(shown, doc) == [], tier
         general = doc["GeneralProductInformation"]
     assert general["batteryStatus"] == {"original": "Original", "repurposed": "Repurposed",
-                                        "waste": "Waste"}[status]
+                                        "waste": "Waste", "recycled": "Waste"}[status]
     assert doc["MaterialComposition"]["batteryChemistry"]["shortName"] == chemistry
     if status == "waste":
         assert general["operatorInformation"]["contactName"] == "Waste Co"
+    if status == "recycled":  # the archive; what recycling recovered is outside the v1.2 model
+        assert doc["exportInfo"]["ceased"] is True and doc["exportInfo"]["archivedAt"]
+        assert "circularity.recovered_materials" in shown.values
+        assert "computed" not in doc["exportInfo"]  # the maker's footprint was declared
+
+
+def test_a_computed_footprint_validates_and_is_never_imported_as_declared(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    """A recycled pack whose maker declared no footprint: the computed one fills the v1.2
+    CarbonFootprint aspect, validates at every tier, is listed as computed in exportInfo, and an
+    import leaves it out (it would otherwise become the maker's declaration)."""
+    with sqlite_db.session() as s:
+        add_orgs(s)
+        uid = original(s, "NMC", tag="computed")
+        service.update(s, uid, {}, unset=list(FOOTPRINT), actor="Maker")
+        walk(s, uid, ["retired", "collected"])
+        dismantle(s, uid)
+        recycle_in_batch(s, [uid], "B-EXPORT-CF")
+    with sqlite_db.session() as s:
+        for tier in TIERS:
+            shown = view.read(s, uid, Viewer(tier=tier), path="test")
+            doc = export.document(shown)
+            assert export.check(shown, doc) == [], tier
+    carbon = doc["CarbonFootprint"]
+    assert [x["lifecycleStage"] for x in carbon["carbonFootprintPerLifecycleStage"]] == [
+        "RawMaterialExtraction", "MainProduction", "Distribution", "Recycling"]
+    assert carbon["batteryCarbonFootprint"] == pytest.approx(
+        sum(x["carbonFootprint"] for x in carbon["carbonFootprintPerLifecycleStage"]))
+    assert carbon["carbonFootprintPerformanceClass"] == "B"  # declared, kept
+    computed = doc["exportInfo"]["computed"]
+    assert {(c["aspect"], c["path"]) for c in computed} == {
+        ("CarbonFootprint", "batteryCarbonFootprint"),
+        ("CarbonFootprint", "carbonFootprintPerLifecycleStage"),
+        ("CarbonFootprint", "absoluteCarbonFootprint")}
+    assert all(len(c["factors"][0]["sha256"]) == 64 for c in computed)
+
+    from batteryloop.registry.schemas import OrganisationIn
+    from batteryloop.registry.service import Registry
+    from batteryloop.store import connect
+
+    doc["GeneralProductInformation"]["batteryStatus"] = "Original"  # a new record elsewhere
+    other = connect(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    with other.session() as s:
+        Registry(s).add_organisation(OrganisationIn(name="Maker", roles=["manufacturer"]))
+        result = importer.import_document(s, json.loads(json.dumps(doc)), actor="Maker")
+    assert not set(FOOTPRINT) & set(result["static"])
+    assert sum("computed by the exporting platform" in w for w in result["warnings"]) == 3
+    with other.session() as s:
+        after = view.read(s, uid, AUTHORITY, path="test")
+    # computed again from the other registry's own records, not taken as a declaration
+    assert after.values["carbon.battery_carbon_footprint"].source == "computed"
+    assert after.values["carbon.battery_carbon_footprint"].value == pytest.approx(
+        carbon["batteryCarbonFootprint"])
 
 
 def test_the_full_export_is_checked_strictly(sqlite_db: Database) -> None:

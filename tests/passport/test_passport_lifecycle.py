@@ -166,3 +166,51 @@ def test_only_the_maker_or_the_responsible_operator_writes_static_attributes(db)
         history = Registry(s).history(uid)
     # the ledger carries which attributes changed and a digest, never the values
     assert all("P8Y" not in str(e["payload"]) for e in history)
+
+
+def test_re_use_makes_a_new_passport_as_repurposing_does(db) -> None:  # type: ignore[no-untyped-def]
+    """Art. 77(6): preparing for re-use, like repurposing and remanufacturing, gives the battery a
+    new passport linked to its originals and makes its new operator responsible. Two generations:
+    a repurposed from an original, then re-used by a vehicle maker; the original is recycled later
+    and stays in the lineage, its passport archived."""
+    with db.session() as s:
+        add_orgs(s)
+        a = original(s, "NMC", tag="ra")
+        walk(s, a, TO_GRADED)
+        b = second_life(s, [a], relation="repurposed", operator="Reuse", tag="rb")
+        walk(s, b, ["retired", "collected", "tested", "graded"], actor="Reuse")
+        c = second_life(s, [b], relation="reused", operator="Carco", tag="rc")
+    with db.session() as s:
+        shown = {u: view.read(s, u, LEGIT, path="test") for u in (a, b, c)}
+        public_c = view.read(s, c, Viewer(), path="test")
+        reg = Registry(s)
+        states = {u: (reg.battery(u).state, reg.battery(u).eu_status) for u in (a, b, c)}
+    assert len({a, b, c}) == 3
+    assert states[c] == ("in_service", "re-used")  # put into service, it stays re-used
+    assert states[b] == ("reused", "re-used") and states[a] == ("repurposed", "repurposed")
+    lineage_c = shown[c].values["general.lineage"].value
+    assert [(n["uid"], n["relation"]) for n in lineage_c["sources"]] == [(b, "reused")]
+    assert [(n["uid"], n["relation"]) for n in lineage_c["sources"][0]["sources"]] == [
+        (a, "repurposed")]
+    lineage_a = shown[a].values["general.lineage"].value
+    assert _uids(lineage_a["successors"]) == {b}
+    assert _uids(lineage_a["successors"][0]["successors"]) == {c}
+    assert shown[c].values["general.operator_information"].value["contactName"] == "Carco"
+    assert shown[b].values["general.operator_information"].value["contactName"] == "Reuse"
+    assert shown[c].values["general.battery_status"].value == "re-used"
+    assert "general.lineage" not in public_c.values  # point 4: not public
+    assert public_c.values["general.operator_information"].value["contactName"] == "Carco"
+    # the re-user wrote the new passport's static attributes; the original's maker may not
+    with pytest.raises(view.Forbidden), db.session() as s:
+        service.update(s, c, {"carbon.performance_class": "A"}, actor="Maker")
+    # the original reaches the end of its own life: waste, then recycled and archived; the
+    # lineage of its successors still leads to it
+    with db.session() as s:
+        service.to_waste(s, a, "Recycler", actor="Maker")
+        service.recycle(s, a, actor="Recycler")
+    with db.session() as s:
+        archived = view.read(s, a, LEGIT, path="test")
+        again = view.read(s, c, LEGIT, path="test").values["general.lineage"].value
+    assert archived.ceased and archived.archived_at
+    assert [n["uid"] for n in again["sources"][0]["sources"]] == [a]
+    assert again["sources"][0]["sources"][0]["state"] == "recycled"

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import need
+from shared_data import need
 from registry_support import ZERO_HASH, add_battery, add_org
 
 from batteryloop.registry.service import Registry

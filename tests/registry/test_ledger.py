@@ -166,9 +166,10 @@ def test_every_transition_is_exactly_as_lifecycle_toml_says(source: str) -> None
             assert f"'{source}'" in info.value.message and f"'{target}'" in info.value.message
 
 
-@pytest.mark.parametrize("state", ["produced", "repurposed", "remanufactured"])
+@pytest.mark.parametrize("state", ["produced", "reused", "repurposed", "remanufactured"])
 def test_a_record_starts_only_in_an_initial_state(state: str) -> None:
-    assert LIFECYCLE["initial"] == ["produced", "repurposed", "remanufactured"]
+    # Art. 77(6): re-use, repurposing and remanufacturing each start a new passport
+    assert LIFECYCLE["initial"] == ["produced", "reused", "repurposed", "remanufactured"]
     assert apply(EMPTY, "registered", {"state": state, "owner": "urn:o"}).state == state
     with pytest.raises(IllegalTransition, match="'graded'"):
         apply(EMPTY, "registered", {"state": "graded"})

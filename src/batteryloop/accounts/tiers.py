@@ -16,8 +16,9 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from batteryloop.accounts.errors import Forbidden, Unauthorized
 from batteryloop.accounts.viewer import TIERS, Tier, Viewer
-from batteryloop.errors import ValidationFailed
+from batteryloop.errors import BatteryloopError, ValidationFailed
 from batteryloop.store.models import Battery, Organisation
 
 
@@ -72,17 +73,34 @@ def own_battery_tier() -> Tier:
     return cast(Tier, config()["own_batteries"]["tier"])
 
 
+def refusal(viewer: Viewer, tier: str, what: str) -> BatteryloopError:
+    """The error for a reader whose tier does not reach ``tier``: 401 to an anonymous reader (sign
+    in first), 403 to a signed-in one. The message names what and the tier needed, never data."""
+    if viewer.user is None:
+        return Unauthorized(f"{what} needs a signed-in reader of the '{tier}' access tier")
+    return Forbidden(f"{what} needs the '{tier}' access tier", error="insufficient_scope")
+
+
+def organisation_id(session: Session, viewer: Viewer) -> int | None:
+    """The row id of the viewer's organisation (None: anonymous, or not in this registry)."""
+    if viewer.organisation is None:
+        return None
+    return session.scalar(select(Organisation.id).where(Organisation.uid == viewer.organisation))
+
+
+def raised_for(viewer: Viewer, battery: Battery, org_id: int | None) -> Viewer:
+    """``viewer_for_battery`` with the organisation's row id already looked up (for lists)."""
+    floor = own_battery_tier()
+    if org_id is None or rank(viewer.tier) >= rank(floor):
+        return viewer
+    if org_id in (battery.manufacturer_id, battery.owner_id, battery.responsible_id):
+        return replace(viewer, tier=floor)
+    return viewer
+
+
 def viewer_for_battery(session: Session, viewer: Viewer, battery: Battery) -> Viewer:
     """The viewer as it reads this battery: raised to the own-batteries tier when its organisation
     is the battery's manufacturer, custody holder or responsible operator; else unchanged."""
-    if viewer.organisation is None:
+    if viewer.organisation is None or rank(viewer.tier) >= rank(own_battery_tier()):
         return viewer
-    floor = own_battery_tier()
-    if rank(viewer.tier) >= rank(floor):
-        return viewer
-    org_id = session.scalar(select(Organisation.id).where(Organisation.uid == viewer.organisation))
-    if org_id is not None and org_id in (
-        battery.manufacturer_id, battery.owner_id, battery.responsible_id
-    ):
-        return replace(viewer, tier=floor)
-    return viewer
+    return raised_for(viewer, battery, organisation_id(session, viewer))

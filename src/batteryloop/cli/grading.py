@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from batteryloop.cli import regroup
 from batteryloop.cli.common import console, emit, fail, guarded, unit_of_work
 from batteryloop.errors import ValidationFailed
 
@@ -18,9 +19,11 @@ JSON = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ACTOR = Annotated[Optional[str], typer.Option("--actor", help="acting organisation (uid or name)")]
 POLICY = Annotated[str, typer.Option("--policy", help="policy name or path to a .toml file")]
 
-app = typer.Typer(help="Grading and second life: inspect, grade, route, value, certificates.")
+app = typer.Typer(help="Grading and second life: inspect, grade, route, value, certificates, "
+                       "regrouping.")
 route_app = typer.Typer(help="Carry out a graded route.")
 app.add_typer(route_app, name="route")
+regroup.register(app)  # grade regroup, grade cluster
 
 
 def _render_policy(d: dict[str, Any]) -> None:
@@ -248,7 +251,7 @@ def show(ref: str, as_json: JSON = False) -> None:
 def route_apply(
     ref: str,
     to: Annotated[Optional[str], typer.Option(help="the route (default: the graded one; 'waste' always)")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="register a successor of this kind (repurposed, remanufactured)")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="register a successor of this kind (reused, repurposed, remanufactured)")] = None,
     code: Annotated[Optional[str], typer.Option(help="the successor's GB/T 34014 code")] = None,
     identifier: Annotated[Optional[list[str]], typer.Option("--id", help="successor SCHEME=VALUE")] = None,
     capacity_ah: Annotated[Optional[float], typer.Option("--capacity-ah")] = None,
@@ -285,7 +288,7 @@ def _idents(items: list[str] | None) -> dict[str, str]:
 @guarded
 def second_life(
     source: Annotated[list[str], typer.Option("--source", help="a graded source battery, repeatable")],
-    relation: Annotated[str, typer.Option(help="repurposed or remanufactured")] = "repurposed",
+    relation: Annotated[str, typer.Option(help="reused, repurposed or remanufactured")] = "repurposed",
     kind: Annotated[str, typer.Option(help="pack, module or cell")] = "pack",
     code: Optional[str] = None,
     chemistry: Optional[str] = None,
@@ -379,22 +382,61 @@ def certificate(
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="write the JSON certificate here")] = None,
     base_url: Annotated[Optional[str], typer.Option(
         help="public address for the QR code (default BATTERYLOOP_PUBLIC_URL)")] = None,
+    draft: Annotated[bool, typer.Option(
+        "--draft", help="a draft: not recorded, so `check-certificate` will not pass it")] = False,
+    actor: ACTOR = None,
     as_json: JSON = False,
 ) -> None:
-    """The SOH and grading certificate of a graded battery (JSON and/or PDF)."""
+    """Issue the SOH and grading certificate of a graded battery (JSON and/or PDF) and record it
+    (`certificate-issued`, with the files' SHA-256) in the battery's ledger."""
     import orjson
 
-    from batteryloop.grading.certificate import build
+    from batteryloop.grading.certificate import build, issue
     from batteryloop.grading.certificate import pdf as render_pdf
 
+    event = None
     with unit_of_work() as s:
-        cert = build(s, ref, base_url=base_url)
+        if draft:
+            cert = build(s, ref, base_url=base_url, issued_by=actor)
+            document = render_pdf(cert) if pdf else None
+        else:
+            issued = issue(s, ref, base_url=base_url, actor=actor, with_pdf=bool(pdf))
+            cert, document, event = issued["certificate"], issued["pdf"], issued["event"]
     if json_out:
         json_out.write_bytes(orjson.dumps(cert, option=orjson.OPT_INDENT_2))
-    if pdf:
-        pdf.write_bytes(render_pdf(cert))
+    if pdf and document is not None:
+        pdf.write_bytes(document)
     if as_json or not (pdf or json_out):
-        emit(cert, True)
+        emit(cert, True)  # the certificate itself, so that the output checks as it is
     else:
-        console.print(f"certificate {cert['sha256'][:16]} for {cert['battery']['uid']}: "
+        what = "draft certificate" if draft else f"certificate (event {event['seq']})"  # type: ignore[index]
+        console.print(f"{what} {cert['sha256'][:16]} for {cert['battery']['uid']}: "
                       + ", ".join(str(p) for p in (json_out, pdf) if p), highlight=False)
+
+
+@app.command("check-certificate")
+@guarded
+def check_certificate(
+    path: Annotated[Path, typer.Argument(help="a certificate file: JSON or PDF")],
+    as_json: JSON = False,
+) -> None:
+    """Check a certificate file against the ledger: issued here, unaltered, and still current?"""
+    from batteryloop.grading.certificate import check
+
+    data = path.read_bytes()
+    with unit_of_work() as s:
+        out = check(s, data)
+
+    def render(d: dict[str, Any]) -> None:
+        if d["valid"]:
+            i = d["issued"]
+            console.print(f"[green]valid[/green]: issued for {d['battery']} (event {i['seq']}, "
+                          f"{i['occurred_at']}, by {i['actor'] or '-'})", highlight=False)
+            if d["superseded_by"]:
+                sup = d["superseded_by"]
+                console.print(f"  superseded by a later {sup['type']} (event {sup['seq']}, "
+                              f"{sup['occurred_at']})", highlight=False)
+
+    emit(out, as_json, render)
+    if not out["valid"]:
+        fail(f"{path}: " + "; ".join(out["problems"]))

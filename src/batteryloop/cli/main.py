@@ -6,8 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from batteryloop.cli import accounts, cycling, grading, health, passport, registry
-from batteryloop.cli.common import console, database, guarded
+from batteryloop.cli import (
+    accounts, carbon, cycling, factory, grading, health, model, passport, plant_telemetry,
+    recycling, registry,
+)
+from batteryloop.cli.common import console, database, emit, guarded
 from batteryloop.settings import get_settings
 
 app = typer.Typer(
@@ -15,6 +18,16 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _start() -> None:
+    """batteryloop: the closed loop of EV traction batteries."""
+    from batteryloop import wiring
+
+    wiring.install()  # recycling batches get their carbon figures and archive their passports
+
+
 app.add_typer(registry.org_app, name="org")
 app.add_typer(registry.code_app, name="code")
 for name, fn in (
@@ -26,17 +39,25 @@ for name, fn in (
     app.command(name)(fn)
 app.add_typer(cycling.app)  # ingest, cycles, export-test
 app.add_typer(health.app, name="health")
+app.add_typer(model.app, name="model")
 app.add_typer(passport.app, name="passport")
 app.add_typer(grading.app, name="grade")
+app.add_typer(recycling.app, name="recycle")
+app.add_typer(carbon.app, name="carbon")
+app.add_typer(factory.app, name="plant")
+plant_telemetry.register(factory.app)  # plant tags, ingest-mqtt, import-csv, simulate, alarms...
 accounts.register(app)  # user, token, audit
 
 
 @app.command()
 @guarded
-def init() -> None:
+def init(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+         ) -> None:
     """Create or upgrade the database (Alembic migrations)."""
     db = database()
-    console.print(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
+    url = db.engine.url.render_as_string(hide_password=True)
+    emit({"database": url, "dialect": db.dialect}, as_json,
+         lambda d: console.print(f"database ready: {d['database']}"))
 
 
 @app.command()
@@ -63,12 +84,28 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
     host: Optional[str] = None,
     port: Optional[int] = None,
+    pybamm: Annotated[bool, typer.Option(
+        "--pybamm", help="tester curves from PyBaMM (pip install pybamm; about 1 s a battery)")
+    ] = False,
+    models: Annotated[Optional[bool], typer.Option(
+        "--models/--no-models", help="train the pulse-SOH model (default: when the shared data "
+                                     "are there)")] = None,
+    cells: Annotated[Optional[int], typer.Option(
+        help="second-life cells to test, grade and regroup (default 100)")] = None,
+    plant_hours: Annotated[Optional[float], typer.Option(
+        help="hours of NMP-line telemetry (default 48)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Seed a demo plant on the embedded database (once) and serve it."""
-    from batteryloop.synth import seed
+    """Build a demo plant on the embedded database through every stage of the loop (once; a
+    second run adds nothing), print the demo accounts and serve it."""
+    from batteryloop.cli import demo as demo_output
+    from batteryloop.synth.pipeline import run
 
-    with database().session() as s:
-        summary = seed(s, packs=packs)
-    console.print(summary)
+    settings = get_settings()
+    report = run(database(), packs=packs, pybamm=pybamm, models=models, cells=cells,
+                 plant_hours=plant_hours, echo=None if as_json else demo_output.echo_step)
+    host, port = host or settings.host, port or settings.port
+    data = {**report.as_dict(), **demo_output.access(host, port)}
+    emit(data, as_json, demo_output.render)
     if serve_after:
         serve(host=host, port=port)

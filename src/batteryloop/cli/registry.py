@@ -1,4 +1,8 @@
-"""Registry commands: organisations, batteries, events, lineage, verify, import, export."""
+"""Registry commands: organisations, batteries, events, lineage, verify, import, export.
+
+They read unfiltered: the command line is the operator's own tool on its own database, which it
+could read directly anyway. The API and the pages filter every read by the caller's Annex XIII
+tier (passport/records.py; README, "Who reads what")."""
 
 from __future__ import annotations
 
@@ -216,7 +220,7 @@ def transfer(
 @guarded
 def successor(
     source: Annotated[list[str], typer.Option("--source", help="a source battery, repeatable")],
-    relation: Annotated[str, typer.Option(help="repurposed or remanufactured")],
+    relation: Annotated[str, typer.Option(help="reused, repurposed or remanufactured")],
     kind: Annotated[str, typer.Option(help="pack, module or cell")] = "pack",
     code: Optional[str] = None,
     chemistry: Optional[str] = None,
@@ -225,7 +229,8 @@ def successor(
     identifier: Annotated[Optional[list[str]], typer.Option("--id", help="SCHEME=VALUE")] = None,
     actor: ACTOR = None, as_json: JSON = False,
 ) -> None:
-    """Register a repurposed or remanufactured battery made from source batteries."""
+    """Register a re-used, repurposed or remanufactured battery made from source batteries: a new
+    passport linked to all of them (Art. 77(6))."""
     idents = dict(i.partition("=")[::2] for i in identifier or [])
     data = SuccessorIn(
         sources=source, relation=relation, actor=actor,  # type: ignore[arg-type]

@@ -14,9 +14,14 @@ The Python API (the CLI and the HTTP API call the same functions)::
     grading.residual_value(rated_energy_kwh=60, soh_lower=78, chemistry="NMC",
                            route="repurposed", application="stationary")
     grading.build_certificate(session, ref)  ->  dict;  grading.certificate_pdf(cert)  ->  bytes
+    grading.issue_certificate(session, ref, actor="Lab", with_pdf=True)  # + `certificate-issued`
+    grading.check_certificate(session, pdf_bytes_or_json)  ->  {"valid": ..., "issued": ...}
+    grading.regroup.plan(session, refs, "14S4P"); grading.regroup.commit(session, refs, "14S4P")
 """
 
 from batteryloop.grading.certificate import build as build_certificate
+from batteryloop.grading.certificate import check as check_certificate
+from batteryloop.grading.certificate import issue as issue_certificate
 from batteryloop.grading.certificate import pdf as certificate_pdf
 from batteryloop.grading.engine import Decision, Facts, evaluate
 from batteryloop.grading.inspection import InspectionIn
@@ -40,8 +45,9 @@ from batteryloop.grading.value import composition, load_prices, residual_value
 
 __all__ = [
     "METRICS", "ROUTES", "VISUAL_FINDINGS", "Decision", "Facts", "InspectionIn", "Measure", "Policy",
-    "apply_route", "build_certificate", "certificate_pdf", "composition", "evaluate", "evaluate_facts",
-    "facts_for", "grade", "inspections", "latest_grade", "list_policies", "load_policy",
+    "apply_route", "build_certificate", "certificate_pdf", "check_certificate", "composition",
+    "evaluate", "evaluate_facts", "facts_for", "grade", "inspections", "issue_certificate",
+    "latest_grade", "list_policies", "load_policy",
     "load_prices", "parse_policy", "record_health", "record_inspection", "residual_value",
     "second_life",
 ]

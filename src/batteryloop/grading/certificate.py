@@ -7,27 +7,37 @@ sequence number, hash), so anyone holding it can check it against the battery's 
 ``sha256`` is over the RFC 8785 canonical JSON of everything else in it; the PDF prints it.
 
 The QR code encodes the battery's public record: ``{base_url}/batteries/{uid}``.
+
+``build`` only drafts a certificate; ``issue`` is what hands one out: it appends a
+`certificate-issued` event to the battery's chain with the JSON's ``sha256`` (and the PDF file's,
+when one is rendered), so ``check`` can later tell a holder whether the file in their hands is one
+the registry issued, unaltered, and whether a newer grade or certificate has superseded it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from batteryloop.errors import NotFound
+from batteryloop.errors import NotFound, ValidationFailed
 from batteryloop.grading import inspection as inspections
 from batteryloop.grading.config import record_url
 from batteryloop.grading.service import EVENT as GRADED
 from batteryloop.health.assess import EVENT as HEALTH_EVENT
 from batteryloop.registry import canonical, ledger
 from batteryloop.registry.service import Registry
+from batteryloop.store.models import Battery, Event
 
 KIND = "batteryloop SOH and grading certificate"
 VERSION = 1
+ISSUED = "certificate-issued"
 UNCERTAINTY = (
     "Each health value is reported as value with the interval value +- k*u (GUM, standard "
     "uncertainties combined in quadrature, k = 2, about 95 % coverage). Grading thresholds are "
@@ -36,8 +46,9 @@ UNCERTAINTY = (
 
 
 def build(session: Session, ref: str, *, base_url: str | None = None,
-          issued_at: datetime | None = None) -> dict[str, Any]:
-    """The certificate of the battery's latest grade, as a dict (the JSON certificate)."""
+          issued_at: datetime | None = None, issued_by: str | None = None) -> dict[str, Any]:
+    """The certificate of the battery's latest grade, as a dict (the JSON certificate); a draft
+    until ``issue`` records it. ``issued_by``: the issuing organisation (uid or name)."""
     reg = Registry(session)
     battery = reg.battery(ref)
     info = reg.describe(battery.uid)
@@ -88,8 +99,134 @@ def build(session: Session, ref: str, *, base_url: str | None = None,
         "rests_on": rests,
         "chain_head": {"seq": info["events"], "hash": info["head_hash"]},
     }
+    if issued_by:
+        org = reg.organisation(issued_by)
+        cert["issued_by"] = {"uid": org.uid, "name": org.name}
     cert["sha256"] = digest(cert)
     return cert
+
+
+def issue(session: Session, ref: str, *, base_url: str | None = None, actor: str | None = None,
+          issued_at: datetime | None = None, with_pdf: bool = False) -> dict[str, Any]:
+    """Build the certificate (and its PDF if asked) and record it: a `certificate-issued` event
+    with the digests, the grade it certifies and the chain head it was drawn from.
+
+    Returns ``{"certificate": dict, "pdf": bytes | None, "event": dict}``; nothing is recorded if
+    the certificate cannot be built (no grade) or the battery's record is closed."""
+    when = ledger.utc(issued_at) if issued_at else datetime.now(UTC)
+    cert = build(session, ref, base_url=base_url, issued_at=when, issued_by=actor)
+    document = pdf(cert) if with_pdf else None
+    graded = next(r for r in reversed(cert["rests_on"]) if r["type"] == GRADED)
+    payload: dict[str, Any] = {
+        "certificate": KIND, "version": VERSION, "sha256": cert["sha256"],
+        "issued_at": cert["issued_at"], "record_url": cert["record_url"],
+        "graded": {"seq": graded["seq"], "hash": graded["hash"]},
+        "route": cert["grading"]["route"], "grade": cert["grading"]["grade"],
+        "chain_head": cert["chain_head"],
+    }
+    if document is not None:
+        payload["pdf_sha256"] = hashlib.sha256(document).hexdigest()
+    uid = cert["battery"]["uid"]
+    appended = Registry(session).append(uid, ISSUED, payload, actor=actor, occurred_at=when)
+    return {"certificate": cert, "pdf": document,
+            "event": {"battery": uid, "seq": appended.seq, "hash": appended.hash.hex(), **payload}}
+
+
+def _issued_ref(event: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": event["seq"], "hash": event["hash"], "occurred_at": event["occurred_at"],
+            "actor": event["actor_name"], "sha256": event["payload"].get("sha256"),
+            "pdf_sha256": event["payload"].get("pdf_sha256")}
+
+
+def _superseded(history: list[dict[str, Any]], issued: dict[str, Any]) -> dict[str, Any] | None:
+    """The first grade or certificate recorded after ``issued``, if any."""
+    for event in history[issued["seq"]:]:
+        if event["type"] in (GRADED, ISSUED):
+            return {"type": event["type"], "seq": event["seq"], "hash": event["hash"],
+                    "occurred_at": event["occurred_at"]}
+    return None
+
+
+def _check_json(session: Session, cert: Mapping[str, Any]) -> dict[str, Any]:
+    if cert.get("certificate") != KIND or not isinstance(cert.get("battery"), Mapping):
+        raise ValidationFailed(f"not a {KIND} (no 'certificate' kind or 'battery')",
+                               location="certificate")
+    try:
+        computed = digest(dict(cert))
+    except (TypeError, ValueError) as exc:  # e.g. a lone surrogate: no canonical JSON exists
+        raise ValidationFailed(f"not canonical JSON: {exc}", location="certificate") from None
+    uid = cert["battery"].get("uid")
+    out: dict[str, Any] = {"valid": False, "format": "json", "sha256": computed, "battery": uid,
+                           "issued": None, "superseded_by": None, "problems": []}
+    problems: list[str] = out["problems"]
+    if cert.get("sha256") != computed:
+        problems.append(f"the content does not match its sha256 {cert.get('sha256')!r} "
+                        f"(it hashes to {computed}): altered after it was drawn")
+    try:
+        battery = Registry(session).battery(str(uid))
+    except NotFound:
+        problems.append(f"battery {uid!r} is not in this registry")
+        return out
+    history = Registry(session).history(battery.uid)
+    by_seq = {e["seq"]: e for e in history}
+    cited = cert.get("rests_on")
+    for r in cited if isinstance(cited, list) else [cited]:
+        event = by_seq.get(r.get("seq")) if isinstance(r, Mapping) else None
+        if event is None or event["hash"] != r.get("hash") or event["type"] != r.get("type"):
+            problems.append(f"event {r.get('seq') if isinstance(r, Mapping) else r!r} of battery "
+                            f"{battery.uid} is not in its chain as the certificate cites it")
+    issued = next((e for e in history if e["type"] == ISSUED
+                   and e["payload"].get("sha256") == computed), None)
+    if issued is None:
+        problems.append(f"no {ISSUED} event of battery {battery.uid} records sha256 {computed}: "
+                        "this certificate was never issued here (a draft, or altered)")
+    else:
+        out["issued"] = _issued_ref(issued)
+        out["superseded_by"] = _superseded(history, issued)
+    out["valid"] = not problems
+    return out
+
+
+def _check_pdf(session: Session, data: bytes) -> dict[str, Any]:
+    computed = hashlib.sha256(data).hexdigest()
+    out: dict[str, Any] = {"valid": False, "format": "pdf", "sha256": computed, "battery": None,
+                           "issued": None, "superseded_by": None, "problems": []}
+    rows = session.execute(  # the digest is in the canonical payload text: a narrow scan
+        select(Event.battery_id, Event.seq, Event.payload)
+        .where(Event.type == ISSUED, Event.payload.contains(computed))
+    )
+    found = next(((bid, seq) for bid, seq, payload in rows
+                  if orjson.loads(payload).get("pdf_sha256") == computed), None)
+    if found is None:
+        out["problems"].append(f"no {ISSUED} event records a PDF with sha256 {computed}: "
+                               "this file is not one the registry issued (or it was altered)")
+        return out
+    uid = session.scalar(select(Battery.uid).where(Battery.id == found[0]))
+    history = Registry(session).history(str(uid))
+    issued = history[found[1] - 1]
+    out.update(battery=uid, issued=_issued_ref(issued), superseded_by=_superseded(history, issued),
+               valid=True)
+    return out
+
+
+def check(session: Session, document: bytes | Mapping[str, Any]) -> dict[str, Any]:
+    """Check a certificate against the ledger: a JSON certificate (dict, or its bytes) must hash
+    to its own ``sha256``, cite events that are in the battery's chain, and have been issued; a
+    PDF file's bytes must be those recorded when it was issued. Reads only."""
+    if isinstance(document, Mapping):
+        return _check_json(session, document)
+    if not isinstance(document, bytes | bytearray):
+        raise ValidationFailed("expected a certificate as JSON or PDF bytes", location="certificate")
+    data = bytes(document)
+    if data.startswith(b"%PDF"):
+        return _check_pdf(session, data)
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"neither a PDF nor JSON: {exc}", location="certificate") from None
+    if not isinstance(parsed, dict):
+        raise ValidationFailed("a JSON certificate is an object", location="certificate")
+    return _check_json(session, parsed)
 
 
 def digest(cert: dict[str, Any]) -> str:

@@ -24,14 +24,14 @@ from batteryloop.errors import Conflict, IllegalTransition, NotFound, Validation
 from batteryloop.grading import inspection as inspections
 from batteryloop.grading import policy as policies
 from batteryloop.grading.engine import Facts, evaluate
-from batteryloop.grading.metrics import HEALTH_PARAMETERS, Measure
+from batteryloop.grading.metrics import Measure
 from batteryloop.grading.policy import Policy
 from batteryloop.grading.value import Prices, rated_energy_kwh, residual_value
 from batteryloop.health.assess import EVENT as HEALTH_EVENT
 from batteryloop.health.soh import parameters as soh_parameters
-from batteryloop.registry.schemas import BatteryIn, SuccessorIn
+from batteryloop.registry.schemas import SECOND_LIFE, BatteryIn, SuccessorIn
 from batteryloop.registry.service import Registry
-from batteryloop.store.models import Battery
+from batteryloop.store.models import Battery, Event
 
 EVENT = "graded"
 GRADABLE = ("collected", "tested", "graded")
@@ -56,8 +56,10 @@ class HealthValueIn(BaseModel):
     @field_validator("parameter")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in HEALTH_PARAMETERS:
-            raise ValueError(f"unknown health parameter '{value}' (known: {', '.join(HEALTH_PARAMETERS)})")
+        # any parameter the health floor defines (a policy's SOH is one of HEALTH_PARAMETERS)
+        known = soh_parameters()["parameters"]
+        if value not in known:
+            raise ValueError(f"unknown health parameter '{value}' (known: {', '.join(known)})")
         return value
 
     @model_validator(mode="after")
@@ -270,8 +272,8 @@ def latest_grade(session: Session, ref: str) -> dict[str, Any] | None:
 
 def apply_route(session: Session, ref: str, *, actor: str | None = None, route: str | None = None,
                 successor: BatteryIn | None = None) -> dict[str, Any]:
-    """Carry out the graded route: move the battery to it, or (repurposed, remanufactured, with
-    ``successor``) register the second-life battery made from it. Only the decided route, or
+    """Carry out the graded route: move the battery to it, or (reused, repurposed, remanufactured,
+    with ``successor``) register the second-life battery made from it, with its own passport. Only the decided route, or
     'waste', can be applied."""
     reg = Registry(session)
     battery = reg.battery(ref)
@@ -287,9 +289,9 @@ def apply_route(session: Session, ref: str, *, actor: str | None = None, route: 
         raise IllegalTransition(f"battery {battery.uid} is '{battery.state}', not 'graded': "
                                 "its route was applied already or it was moved since")
     if successor is not None:
-        if route not in ("repurposed", "remanufactured"):
-            raise ValidationFailed(f"a successor battery is made only when repurposing or "
-                                   f"remanufacturing, not for '{route}'", location="successor")
+        if route not in SECOND_LIFE:
+            raise ValidationFailed(f"a successor battery is made only when re-using, repurposing "
+                                   f"or remanufacturing, not for '{route}'", location="successor")
         return second_life(session, [battery.uid], route, successor, actor=actor)
     reg.change_status(
         battery.uid, route, actor=actor,
@@ -298,24 +300,42 @@ def apply_route(session: Session, ref: str, *, actor: str | None = None, route: 
     return reg.describe(battery.uid)
 
 
+def latest_grades(session: Session, battery_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Each battery's newest `graded` payload (with its ``seq``), in one query per 5,000."""
+    out: dict[int, dict[str, Any]] = {}
+    ids = list(battery_ids)
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(
+            select(Event.battery_id, Event.seq, Event.payload)
+            .where(Event.battery_id.in_(ids[start : start + 5000]), Event.type == EVENT)
+            .order_by(Event.battery_id, Event.seq))
+        for bid, seq, payload in rows:  # the last row per battery wins
+            out[bid] = {"seq": seq, **orjson.loads(payload)}
+    return out
+
+
 def second_life(session: Session, sources: Sequence[str], relation: str, battery: BatteryIn, *,
                 actor: str | None = None) -> dict[str, Any]:
     """Register a second-life battery made from graded sources, linked to all of them.
 
-    Each source must have been graded to ``relation`` (or be in that state already); the new battery
-    has its own passport id (and code or second-life identifiers, if given)."""
-    if relation not in ("repurposed", "remanufactured"):
-        raise ValidationFailed("relation must be 'repurposed' or 'remanufactured'", location="relation")
+    ``relation`` is reused, repurposed or remanufactured: each makes a new battery with its own
+    passport id (and code or second-life identifiers, if given), the acting operator responsible
+    for it (Art. 77(6)). Each source must have been graded to ``relation`` (or be in that state
+    already)."""
+    if relation not in SECOND_LIFE:
+        raise ValidationFailed(f"relation must be one of {', '.join(SECOND_LIFE)}",
+                               location="relation")
     if not sources:
         raise ValidationFailed("a second-life battery needs at least one source", location="sources")
     reg = Registry(session)
     chemistries = set()
-    for ref in dict.fromkeys(sources):
-        source = reg.battery(ref)
+    resolved = [reg.battery(ref) for ref in dict.fromkeys(sources)]
+    grades = latest_grades(session, [b.id for b in resolved])  # one query, not one per source
+    for source in resolved:
         chemistries.add(source.chemistry)
         if source.state == relation:
             continue
-        decided = latest_grade(session, source.uid)
+        decided = grades.get(source.id)
         if decided is None:
             raise Conflict(f"source {source.uid} has not been graded: grade it before reusing it")
         if decided["route"] != relation:

@@ -9,6 +9,12 @@
 The floor can be negative: a battery whose materials pay less than their recycling (LFP, often)
 costs its holder money. Prices and parameters come from ``data/prices.toml`` (with sources and
 dates) or a file of the same shape; any single parameter can be overridden.
+
+The element content behind the floor comes, by default, from the recycling stage's cell bill of
+materials (``recycling/data/composition.toml``, EverBatt/BatPaC: the same kilograms the recycling
+mass balance starts from); ``[floor] composition = "stoichiometry"`` in the prices file (or the
+``composition_source`` override) uses the cathode formula at a practical capacity instead (the
+``[composition]`` tables of the prices file).
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from batteryloop.errors import NotFound, ValidationFailed
 
 OVERRIDABLE = (
     "new_price_usd_per_kwh", "end_of_life_soh", "route_cost_usd_per_kwh",
-    "recycling_cost_usd_per_kwh", "usd_per_eur", "metal_prices", "payable",
+    "recycling_cost_usd_per_kwh", "usd_per_eur", "metal_prices", "payable", "composition_source",
 )
+COMPOSITION_SOURCES = ("recycling", "stoichiometry")
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,35 @@ def composition(chemistry: str, prices: Prices | None = None) -> dict[str, float
     return out
 
 
+def floor_content(chemistry: str, prices: Prices | None = None, source: str | None = None,
+                  ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Element kg per kWh for the floor, and where it came from (see the module text)."""
+    prices = prices or load_prices()
+    source = source or prices.section("floor").get("composition", "stoichiometry")
+    if source not in COMPOSITION_SOURCES:
+        raise ValidationFailed(f"unknown composition source {source!r} (known: "
+                               f"{', '.join(COMPOSITION_SOURCES)})", location="composition_source")
+    if not chemistry:
+        raise ValidationFailed("the battery has no chemistry: the floor needs one", location="chemistry")
+    if source == "stoichiometry":
+        return composition(chemistry, prices), {
+            "source": "stoichiometry", "chemistry": resolve_chemistry(chemistry, prices),
+            "data": prices.path}
+    from batteryloop.recycling import _data
+    from batteryloop.recycling import composition as cells
+
+    try:
+        name = cells.canonical(chemistry)
+    except NotFound:
+        raise ValidationFailed(
+            f"no composition for chemistry '{chemistry}' in recycling/data/composition.toml "
+            f"(known: {', '.join(cells.chemistries())})", location="chemistry") from None
+    content = cells.cell_content(name)
+    return {el.capitalize(): content[el] for el in cells.ELEMENTS}, {
+        "source": "recycling", "chemistry": name, "data": _data.label("composition.toml"),
+        "sha256": _data.sha256("composition.toml")}
+
+
 def _positive(name: str, value: Any) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
             or value <= 0:
@@ -130,8 +166,10 @@ def residual_value(
     usd_per_eur = float(overrides.get("usd_per_eur", prices.section("exchange").get("usd_per_eur", 1.0)))
 
     # floor: what the contained materials fetch, less recycling
-    content = dict(composition_kg_per_kwh) if composition_kg_per_kwh is not None \
-        else composition(chemistry, prices)
+    if composition_kg_per_kwh is not None:
+        content, origin = dict(composition_kg_per_kwh), {"source": "given"}
+    else:
+        content, origin = floor_content(chemistry, prices, overrides.get("composition_source"))
     metal_prices = {k: v["usd_per_kg"] for k, v in prices.section("metals").items()}
     metal_prices.update(overrides.get("metal_prices", {}))
     payable = dict(prices.section("recycling").get("payable", {}))
@@ -201,7 +239,8 @@ def residual_value(
         "remaining_energy_kwh": round(remaining, 4),
         "floor": {"per_unit": _money(floor_unit), "per_rated_kwh": _money(floor_per_rated),
                   "per_remaining_kwh": per_remaining(floor_unit),
-                  "recycling_cost_per_kwh": recycling_cost, "materials": materials},
+                  "recycling_cost_per_kwh": recycling_cost, "materials": materials,
+                  "composition": origin},
         "ceiling": out_ceiling,
         "route_cost": {"per_unit": _money(route_cost_unit),
                        "per_remaining_kwh": _money(route_cost_kwh) if route != "waste" else 0.0,

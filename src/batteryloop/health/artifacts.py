@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -68,18 +70,28 @@ def _libraries() -> dict[str, str]:
 
 
 def save(model: Any, card: ModelCard, root: Path) -> Path:
-    """Write model and card under root/name/version/; returns that folder."""
+    """Write model and card under root/name/version/; returns that folder. The folder appears
+    whole or not at all (written under a staging name, then renamed). Saving the very same model
+    file twice within one second (same version) returns the folder already there."""
     created = datetime.now(UTC)
-    staging = root / card.name / f".staging-{created.timestamp():.0f}"
-    staging.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, staging / MODEL, compress=3)
-    card.model_sha256 = file_sha256(staging / MODEL)
-    card.created_at = created.isoformat(timespec="seconds")
-    card.version = f"{created:%Y%m%dT%H%M%S}-{card.model_sha256[:8]}"
-    card.libraries = _libraries()
-    (staging / CARD).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
-    target = root / card.name / card.version
-    staging.rename(target)
+    (root / card.name).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root / card.name))
+    staging.chmod(0o755)  # mkdtemp makes it private; an artefact is for every reader
+    try:
+        joblib.dump(model, staging / MODEL, compress=3)
+        card.model_sha256 = file_sha256(staging / MODEL)
+        card.created_at = created.isoformat(timespec="seconds")
+        card.version = f"{created:%Y%m%dT%H%M%S}-{card.model_sha256[:8]}"
+        card.libraries = _libraries()
+        (staging / CARD).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+        target = root / card.name / card.version
+        if (target / CARD).is_file():
+            shutil.rmtree(staging)
+            return target
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target
 
 
@@ -87,7 +99,8 @@ def versions(root: Path, name: str) -> list[str]:
     folder = root / name
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if (p / CARD).is_file())
+    return sorted(p.name for p in folder.iterdir()
+                  if not p.name.startswith(".") and (p / CARD).is_file())
 
 
 def load(root: Path, name: str, version: str | None = None) -> tuple[Any, ModelCard]:

@@ -10,7 +10,11 @@ on early-life features; the split is the paper's (training = odd positions
   files);
 * ``"capacity"``: the capacity features alone (a tester's per-cycle summary);
 * ``"paper:variance"``, ``"paper:discharge"``, ``"paper:full"``, ``"paper:all"``: the paper's
-  own features (beep, from the voltage curves), for the cells that have them.
+  own features (beep, from the voltage curves), for the cells that have them;
+* ``"hybrid"``: every cell with a usable per-cycle file; where the paper's log variance of
+  Q100(V) - Q10(V) exists (beep features, 64 files), a small linear model on it and the per-cycle
+  capacity features predicts; elsewhere the per-cycle model does. The linear model's features
+  are chosen by CV on the training cells that have the variance (:data:`HYBRID_PAPER_SETS`).
 
 Candidate models, chosen by cross-validation on the training cells only (5-fold, repeated 3
 times, RMSE in cycles): elastic net (the paper's model), ridge on the k best features (k and the
@@ -54,7 +58,20 @@ from batteryloop.health import artifacts, severson
 from batteryloop.health import severson_features as sf
 
 FEATURE_ROUTES: tuple[str, ...] = ("charge", "capacity", *(f"paper:{m}" for m in
-                                                           (*severson.PAPER_MODELS, "all")))
+                                                           (*severson.PAPER_MODELS, "all")),
+                                   "hybrid")
+#: The paper's feature the hybrid route keys on (log10 variance of Q100(V) - Q10(V), beep's name).
+HYBRID_KEY = "abs_variance_discharge_capacity_difference_cycles_2:100"
+#: Feature sets of the hybrid route's linear model for cells with the paper's variance: the
+#: variance alone (the paper's variance model), with the capacity at cycle 2 (the core of its
+#: discharge model), or with every per-cycle capacity feature (ridge).
+HYBRID_PAPER_SETS: dict[str, tuple[str, ...]] = {
+    "variance": (HYBRID_KEY,),
+    "variance + capacity at cycle 2": (HYBRID_KEY, "q_cycle2"),
+    "variance + capacity features": (HYBRID_KEY, "q_cycle2", "q_max_minus_cycle2", "q_last",
+                                     "q_delta", "q_slope_2_n", "q_intercept_2_n",
+                                     "q_slope_last10", "q_intercept_last10", "q_noise"),
+}
 CANDIDATES: tuple[str, ...] = ("elastic-net", "ridge-select", "gradient-boosting", "extra-trees",
                                "gaussian-process")
 SETS: tuple[str, ...] = ("train", "primary_test", "secondary_test")
@@ -119,6 +136,43 @@ class _KGrid(BaseEstimator, RegressorMixin):
         return self.search_.predict(X)
 
 
+class _Hybrid(BaseEstimator, RegressorMixin):
+    """Routes each cell by the features it has: ``paper`` (on the columns ``paper_cols``) where
+    column ``key`` is finite, ``per_cycle`` (on ``cycle_cols``) elsewhere."""
+
+    def __init__(self, per_cycle: Any, paper: Any, key: int, paper_cols: list[int],
+                 cycle_cols: list[int]) -> None:
+        self.per_cycle = per_cycle
+        self.paper = paper
+        self.key = key
+        self.paper_cols = paper_cols
+        self.cycle_cols = cycle_cols
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Hybrid:
+        has = np.isfinite(X[:, self.key])
+        self.per_cycle_ = _fit_quietly(clone(self.per_cycle), X[:, self.cycle_cols], y)
+        self.paper_ = _fit_quietly(clone(self.paper), X[has][:, self.paper_cols], y[has])
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        has = np.isfinite(X[:, self.key])
+        out = np.empty(len(X))
+        if (~has).any():
+            out[~has] = self.per_cycle_.predict(X[~has][:, self.cycle_cols])
+        if has.any():
+            out[has] = self.paper_.predict(X[has][:, self.paper_cols])
+        return out
+
+
+def _linear(cols: tuple[str, ...]) -> BaseEstimator:
+    """Ordinary least squares for one or two features, ridge (penalty by LOO) for more."""
+    from sklearn.linear_model import LinearRegression
+
+    last = LinearRegression() if len(cols) <= 2 else RidgeCV(alphas=np.logspace(-2, 3, 11))
+    return make_pipeline(*_prep(), last)
+
+
 @dataclass
 class CycleLifeModel:
     """A fitted early-prediction model and what it needs to be applied."""
@@ -169,8 +223,13 @@ def design(shared: str | Path, route: str = "charge", *, window: int = sf.DEFAUL
         return frame.sort("position"), names
     cells = split.filter(pl.col("scorable") & (pl.col("set") != "dropped"))["cell"].to_list()
     rows = severson.load_cells(shared, cells)
-    feats = sf.early_features(rows, route, window=window)
-    names = sf.feature_names(route, window)
+    per_cycle = "charge" if route == "hybrid" else route
+    feats = sf.early_features(rows, per_cycle, window=window)
+    names = sf.feature_names(per_cycle, window)
+    if route == "hybrid":
+        pf = severson.paper_features(shared).frame.select("cell", HYBRID_KEY)
+        feats = feats.join(pf, on="cell", how="left")
+        names = [*names, HYBRID_KEY]
     return feats.join(split, on="cell").sort("position"), names
 
 
@@ -221,9 +280,13 @@ def fit(shared: str | Path, *, features: str = "charge", model: str | None = Non
                                location="features")
     X, y = _xy(train, names)
     start = time.perf_counter()
-    cv = select(X, y, (model,) if model else candidates, seed=seed, repeats=repeats)
-    chosen = model or min(cv, key=cv.__getitem__)
-    est = _fit_quietly(candidate(chosen, seed), X, y)
+    if features == "hybrid":
+        est, chosen, cv = _fit_hybrid(X, y, names, model=model, candidates=candidates,
+                                      seed=seed, repeats=repeats)
+    else:
+        cv = select(X, y, (model,) if model else candidates, seed=seed, repeats=repeats)
+        chosen = model or min(cv, key=cv.__getitem__)
+        est = _fit_quietly(candidate(chosen, seed), X, y)
     life = np.exp(y)
     fitted = CycleLifeModel(
         estimator=est, name=chosen, route=features, features=names, window=window,
@@ -231,6 +294,47 @@ def fit(shared: str | Path, *, features: str = "charge", model: str | None = Non
         training_cells=train["cell"].to_list(), cv_rmse=cv,
         fit_seconds=time.perf_counter() - start)
     return fitted, frame
+
+
+def _cv_rmse(make: Any, X: np.ndarray, y: np.ndarray, *, seed: int, repeats: int) -> float:
+    """Repeated 5-fold CV RMSE (cycles) of the estimator ``make()`` makes, with the clip."""
+    life = np.exp(y)
+    sq, n = 0.0, 0
+    for tr, te in RepeatedKFold(n_splits=5, n_repeats=repeats, random_state=seed).split(X):
+        est = _fit_quietly(make(), X[tr], y[tr])
+        lo, hi = life[tr].min(), life[tr].max()
+        pred = np.clip(np.exp(est.predict(X[te])), CLIP[0] * lo, CLIP[1] * hi)
+        sq += float(np.sum((pred - life[te]) ** 2))
+        n += te.size
+    return math.sqrt(sq / n)
+
+
+def _fit_hybrid(X: np.ndarray, y: np.ndarray, names: list[str], *, model: str | None,
+                candidates: tuple[str, ...], seed: int, repeats: int
+                ) -> tuple[_Hybrid, str, dict[str, float]]:
+    """The per-cycle candidate chosen by CV on every training cell, the paper-feature set by CV
+    on the training cells that have the variance (at least 10 needed)."""
+    key = names.index(HYBRID_KEY)
+    cycle_cols = [i for i, n in enumerate(names) if n != HYBRID_KEY]
+    cv = {f"per-cycle: {k}": v for k, v in select(
+        X[:, cycle_cols], y, (model,) if model else candidates, seed=seed,
+        repeats=repeats).items()}
+    chosen_cycle = model or min(cv, key=cv.__getitem__).split(": ", 1)[1]
+    has = np.isfinite(X[:, key])
+    if has.sum() < 10:
+        raise ValidationFailed(f"only {int(has.sum())} training cells have the paper's "
+                               "variance feature (need 10)", location="features")
+    paper_cv = {}
+    for label, cols in HYBRID_PAPER_SETS.items():
+        idx = [names.index(c) for c in cols]
+        paper_cv[label] = _cv_rmse(lambda cols=cols: _linear(cols), X[has][:, idx], y[has],
+                                   seed=seed, repeats=max(repeats, 5))
+    best = min(paper_cv, key=paper_cv.__getitem__)
+    cv |= {f"with variance ({int(has.sum())} cells): {k}": v for k, v in paper_cv.items()}
+    cols = HYBRID_PAPER_SETS[best]
+    est = _Hybrid(candidate(chosen_cycle, seed), _linear(cols), key,
+                  [names.index(c) for c in cols], cycle_cols).fit(X, y)
+    return est, f"hybrid: {best} (linear), else per-cycle {chosen_cycle}", cv
 
 
 @dataclass
@@ -247,6 +351,10 @@ def evaluate_cycle_life(model: CycleLifeModel, shared: str | Path,
     X = frame.select(model.features).to_numpy().astype(float)
     pred = frame.select("cell", "set", "position", "eol").with_columns(
         pl.Series("predicted", model.predict_features(X)))
+    if model.route == "hybrid":  # which of the two models scored each cell
+        pred = pred.with_columns(pl.Series("submodel", np.where(
+            np.isfinite(X[:, model.features.index(HYBRID_KEY)]), "paper's variance",
+            "per-cycle")))
     scores = {}
     for name in SETS:
         part = pred.filter(pl.col("set") == name)
@@ -303,8 +411,14 @@ def predict_cycle_life(model: CycleLifeModel, per_cycle_frame: pl.DataFrame) -> 
                                    location=", ".join(missing))
         X = per_cycle_frame.select(model.features).to_numpy().astype(float)
         return float(model.predict_features(X)[0])
-    feats = sf.early_features(per_cycle_frame, model.route, window=model.window,
+    per_cycle = "charge" if model.route == "hybrid" else model.route
+    feats = sf.early_features(per_cycle_frame, per_cycle, window=model.window,
                               nominal_ah=model.nominal_ah)
+    if model.route == "hybrid":  # the paper's variance when the frame carries it
+        given = (per_cycle_frame[HYBRID_KEY].drop_nulls() if HYBRID_KEY in
+                 per_cycle_frame.columns else pl.Series([], dtype=pl.Float64))
+        feats = feats.with_columns(pl.lit(float(given[0]) if len(given) else None,
+                                          dtype=pl.Float64).alias(HYBRID_KEY))
     if feats.height != 1:
         raise ValidationFailed(f"the frame holds {feats.height} cells; pass one",
                                location="cell")

@@ -57,6 +57,21 @@ def chemistries() -> dict[str, tuple[float, float]]:
             for k, v in config()["chemistry"].items()}
 
 
+def chemistry_family(name: str) -> str:
+    """The chemistry family of a name as written in a registry or a data sheet ("NMC811",
+    "ncm523", "LiFePO4"): the known family it starts with, after the aliases of
+    ``pulse_cells.toml``; else the name upper-cased (unknown, and refused by the checks)."""
+    text = str(name).strip().upper()
+    aliases = {k.upper(): v for k, v in config().get("aliases", {}).items()}
+    for alias in sorted(aliases, key=len, reverse=True):
+        if text.startswith(alias):
+            return aliases[alias]
+    for family in sorted(config()["chemistry"], key=len, reverse=True):
+        if text.startswith(family):
+            return family
+    return text
+
+
 def cell_types() -> dict[str, dict[str, Any]]:
     """Known cell types ("NMC_21Ah", ...) and their protocol facts."""
     return config()["types"]
@@ -85,10 +100,12 @@ UNITS: dict[str, str] = {
 }
 
 
-def check_voltages(voltages: np.ndarray, chemistry: str, *, location: str = "voltages") -> None:
+def check_voltages(voltages: np.ndarray, chemistry: str, *, location: str = "voltages",
+                   row_offset: int = 0) -> None:
     """Raise :class:`ValidationFailed` for a (n, 21) array that cannot be a pulse test of
     ``chemistry``: wrong count, non-finite values, millivolts, outside the chemistry's window,
-    or steps in the wrong direction (pulses out of order or current sign reversed)."""
+    or steps in the wrong direction (pulses out of order or current sign reversed). A row is
+    named as ``row_offset + index`` (e.g. the line number in a file)."""
     u = np.asarray(voltages, dtype=float)
     if u.ndim == 1:
         u = u[None, :]
@@ -100,7 +117,7 @@ def check_voltages(voltages: np.ndarray, chemistry: str, *, location: str = "vol
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValidationFailed(f"U{col + 1} is not a finite number ({u[row, col]!r})",
-                               location=_where(location, row, u.shape[0]))
+                               location=_where(location, row, u.shape[0], row_offset))
     windows = chemistries()
     if chemistry not in windows:
         raise ValidationFailed(f"unknown chemistry '{chemistry}' (known: "
@@ -110,17 +127,23 @@ def check_voltages(voltages: np.ndarray, chemistry: str, *, location: str = "vol
         raise ValidationFailed(
             f"voltages look like millivolts (median {np.median(u):g}): give volts (divide by 1000)",
             location=location)
+    milli = np.nanmedian(u, axis=1) > 100
+    if milli.any():
+        row = int(np.argmax(milli))
+        raise ValidationFailed(
+            f"voltages look like millivolts (median {np.median(u[row]):g}): give volts (divide "
+            "by 1000)", location=_where(location, row, u.shape[0], row_offset))
     outside = (u < low) | (u > high)
     if outside.any():
         row, col = np.argwhere(outside)[0]
         raise ValidationFailed(
             f"U{col + 1} = {u[row, col]:g} V is outside the plausible {chemistry} window "
             f"{low:g}-{high:g} V (wrong units or wrong chemistry?)",
-            location=_where(location, row, u.shape[0]))
+            location=_where(location, row, u.shape[0], row_offset))
 
 
 def check_directions(voltages: np.ndarray, currents_c: np.ndarray, *,
-                     location: str = "voltages") -> None:
+                     location: str = "voltages", row_offset: int = 0) -> None:
     """The voltage must step up when a charge pulse starts and down when it stops (and the
     reverse for discharge); anything else means the points are out of order or mislabelled."""
     u = np.atleast_2d(np.asarray(voltages, dtype=float))
@@ -135,11 +158,11 @@ def check_directions(voltages: np.ndarray, currents_c: np.ndarray, *,
                 f"pulse {k + 1} ({c[row, k]:+g} C): U{4 * k + 2} and U{4 * k + 4} step the wrong "
                 "way for its current; are the voltages in protocol order "
                 "(U1, then start/end/stop/rest of each pulse)?",
-                location=_where(location, row, u.shape[0]))
+                location=_where(location, row, u.shape[0], row_offset))
 
 
-def _where(location: str, row: int, n: int) -> str:
-    return f"{location} row {row}" if n > 1 else location
+def _where(location: str, row: int, n: int, offset: int = 0) -> str:
+    return f"{location} row {row + offset}" if n > 1 or offset else location
 
 
 def feature_matrix(voltages: np.ndarray, currents_c: np.ndarray, width_s: float | np.ndarray = 5.0

@@ -747,6 +747,36 @@ def predict_frame(model: PulseSohModel, frame: pl.DataFrame, *,
     })
 
 
+def predict_tests(model: PulseSohModel, *, voltages: np.ndarray, soc: np.ndarray,
+                  chemistry: Sequence[str], rated_ah: np.ndarray, width_s: np.ndarray,
+                  currents: np.ndarray) -> pl.DataFrame:
+    """Estimates for validated tests given as arrays (e.g. a
+    :class:`batteryloop.health.pulse_input.PulseTable`): ``cell_type`` (the matched trained type
+    or null), ``value``, ``lower``, ``upper``, ``in_domain``, ``reasons`` (a list per test)."""
+    u = np.atleast_2d(np.asarray(voltages, dtype=float))
+    n = u.shape[0]
+    chem = np.asarray(chemistry, dtype=object)
+    rated = np.asarray(rated_ah, dtype=float)
+    types = np.empty(n, dtype=object)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for key in {(c, float(r)) for c, r in zip(chem, rated, strict=True)}:
+        matched, why = _match(model, *key)
+        for i in np.flatnonzero((chem == key[0]) & (rated == key[1])):
+            types[i] = matched
+            reasons[i].extend(why)
+    width = np.broadcast_to(np.asarray(width_s, dtype=float), (n,)).copy()
+    cur = np.broadcast_to(np.asarray(currents, dtype=float), (n, np.shape(currents)[-1])).copy()
+    data = PulseData(cell_type=types, chemistry=chem, rated_ah=rated,
+                     soc=np.asarray(soc, dtype=float), voltages=u, currents=cur, width_s=width,
+                     x=feature_matrix(u, cur, width))
+    value, lower, upper, in_domain = _estimate_rows(model, data, reasons)
+    return pl.DataFrame({
+        "cell_type": pl.Series(list(types), dtype=pl.String), "value": value, "lower": lower,
+        "upper": upper, "in_domain": in_domain,
+        "reasons": pl.Series(reasons, dtype=pl.List(pl.String)),
+    })
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation with whole cells held out
 # ---------------------------------------------------------------------------------------------
@@ -780,6 +810,16 @@ def evaluate(frame: pl.DataFrame, method: str = DEFAULT_METHOD, *, k: int = FOLD
     Intervals are cross-conformal: the tests of fold f get the half-width and the distance
     threshold computed from the out-of-fold residuals and distances of the *other* folds only, so
     no test ever sets its own width; the deployed model does the same with an inner CV."""
+    report, _ = evaluate_rows(frame, method, k=k, group_by=group_by, coverage=coverage)
+    return report
+
+
+def evaluate_rows(frame: pl.DataFrame, method: str = DEFAULT_METHOD, *, k: int = FOLDS,
+                  group_by: str = "cell_id", coverage: float = NOMINAL_COVERAGE
+                  ) -> tuple[dict[str, Any], pl.DataFrame]:
+    """:func:`evaluate`, and every held-out test as a row (for plots: predicted against
+    observed, residuals, interval coverage): ``cell_type, cell_id, soc, fold, soh, predicted,
+    lower, upper, flagged``."""
     data = PulseData.from_frame(frame, group_by=group_by)
     folds = cell_folds(data.group, data.cell_type, k)
     oof, dist, fit_seconds = _out_of_fold(data, method, folds)
@@ -806,7 +846,12 @@ def evaluate(frame: pl.DataFrame, method: str = DEFAULT_METHOD, *, k: int = FOLD
                                         flagged[rows], data.group[rows])
     report["pooled"] = _scores(data.y, oof, lo, hi, flagged, data.group)
     report["published"] = dict(PUBLISHED)
-    return report
+    rows_frame = pl.DataFrame({
+        "cell_type": data.cell_type.astype(str), "cell_id": data.group.astype(str),
+        "soc": data.soc, "fold": folds, "soh": data.y, "predicted": oof, "lower": lo,
+        "upper": hi, "flagged": flagged,
+    })
+    return report, rows_frame
 
 
 def evaluate_ood(frame: pl.DataFrame, method: str = DEFAULT_METHOD, *,
@@ -926,6 +971,7 @@ def load(root: Path, version: str | None = None) -> tuple[PulseSohModel, artifac
 __all__ = [
     "METHODS", "NAME", "PUBLISHED", "PulseData", "PulseSohModel", "PulseTest", "SocReference",
     "SohEstimate", "TypeDomain", "cell_folds", "conformal_quantile", "evaluate", "evaluate_ood",
+    "evaluate_rows", "predict_tests",
     "fit", "load", "predict", "predict_frame", "train",
 ]
 

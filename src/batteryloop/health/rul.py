@@ -56,6 +56,7 @@ EVAL_K: tuple[int, ...] = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)
 K_BANDS: tuple[int, ...] = (100, 300, 600, 1000)
 MIN_BAND_CELLS = 8
 CANDIDATES: tuple[str, ...] = ("gradient-boosting", "ridge")
+ROUTES: tuple[str, ...] = ("capacity", "charge")
 
 
 def _rolling_slope(y: str, w: int) -> pl.Expr:

@@ -91,6 +91,14 @@ def resistance_increase(r_ohm: float, r_initial_ohm: float, *, when: datetime | 
     return _value("resistance_increase", 100 * (r / r0 - 1), u, method, when, source)
 
 
+def dc_resistance(r_ohm: float, *, when: datetime | None = None, source: str | None = None,
+                  method: str = "DCIR from current pulses") -> HealthValue:
+    """Internal (DC) resistance in ohm, Annex VII Part A's "ohmic resistance"."""
+    r = _positive("r_ohm", r_ohm)
+    rel = parameters()["uncertainty"]["resistance_relative"]
+    return _value("dc_resistance", r, r * rel, method, when, source)
+
+
 def power_capability(ocv_v: float, v_min: float, r_ohm: float, *, when: datetime | None = None,
                      source: str | None = None) -> HealthValue:
     """Power at the minimum voltage: P = V_min (OCV - V_min) / R (ohmic model)."""

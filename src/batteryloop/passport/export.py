@@ -29,6 +29,7 @@ from batteryloop.passport.service import put
 from batteryloop.passport.view import Shown, Value
 from batteryloop.registry.ledger import iso
 
+COMPUTED = "computed"  # the source of a value the platform computed (passport/computed.py)
 EMAIL_LEFT_OUT = ("general.manufacturer_information", "general.operator_information")
 
 
@@ -84,10 +85,18 @@ def document(shown: Shown) -> dict[str, Any]:
         }
     }
     docs: dict[str, dict[str, Any]] = {c: {} for c in categories()}
+    computed = []
     for attr_id, value in shown.values.items():
         attr = table()[attr_id]
         if attr.path:
             put(docs[attr.category], attr.path, batterypass_value(attr_id, value, shown.kind))
+            if value.source == COMPUTED:
+                m = value.measurement or {}
+                computed.append({"aspect": categories()[attr.category]["aspect"],
+                                 "path": ".".join(attr.path), "method": m.get("method"),
+                                 "version": m.get("version"), "factors": m.get("factors")})
+    if computed:  # not the maker's declaration: said here, so that no importer takes it for one
+        out["exportInfo"]["computed"] = computed
     for cat, doc in docs.items():
         out[categories()[cat]["aspect"]] = doc
     return out

@@ -129,13 +129,15 @@ def import_document(session: Session, doc: Any, *, actor: str | None, kind: str 
             raise ValidationFailed("; ".join(errors[:5]) + more, location="document")
     values = {a.id: v for a in table().values()
               if a.path and (v := _get(parts[a.category], a.path)) is not None}
+    left_out = _computed(doc, values)
     uid = values.get("general.product_identifier") or values.get("general.passport_identifier")
     if not isinstance(uid, str):
         raise ValidationFailed("no productIdentifier or batteryPassportIdentifier", location="document")
     uid = identifiers.check_passport_id(canonical_urn(uid))
 
     reg = Registry(session)
-    warnings: list[str] = []
+    warnings: list[str] = [f"{a}: computed by the exporting platform, not declared: not imported"
+                           for a in left_out]
     try:
         battery = reg.battery(uid)
         created = False
@@ -170,6 +172,22 @@ def import_document(session: Session, doc: Any, *, actor: str | None, kind: str 
         reported.append(attr_id)
     return {"passport": battery.uid, "created": created, "static": sorted(static),
             "reported": reported, "warnings": warnings}
+
+
+def _computed(doc: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    """Take out of ``values`` what the document's exportInfo says the exporting platform computed
+    (a footprint where the maker declared none): importing it would make it a declaration."""
+    info = doc.get("exportInfo")
+    listed = info.get("computed") if isinstance(info, dict) else None
+    if not isinstance(listed, list):
+        return []
+    aspects = {meta["aspect"]: cat for cat, meta in categories().items()}
+    paths = {(aspects.get(str(e.get("aspect"))), tuple(str(e.get("path", "")).split(".")))
+             for e in listed if isinstance(e, dict)}
+    out = [a.id for a in table().values() if a.id in values and (a.category, a.path) in paths]
+    for attr_id in out:
+        del values[attr_id]
+    return out
 
 
 def _comparable(attr_id: str, value: Any) -> Any:

@@ -12,7 +12,7 @@ import codecs
 import copy
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,13 @@ def schemas_dir() -> Path:
 
 
 def available() -> bool:
-    return all((schemas_dir() / c["schema"]).is_file() for c in categories().values())
+    return _available(schemas_dir())
+
+
+@lru_cache(maxsize=8)
+def _available(folder: Path) -> bool:
+    """Asked once per attribute check: the file system is looked at once per folder."""
+    return all((folder / c["schema"]).is_file() for c in categories().values())
 
 
 def decode(raw: bytes) -> str:

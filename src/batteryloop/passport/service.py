@@ -2,9 +2,9 @@
 contacts, and the status lifecycle of Art. 77 (waste keeps the passport and moves responsibility
 to the waste operator; recycling ends it and archives it read-only).
 
-Repurposing and remanufacturing are the registry's ``create_successor``: a new battery, so a new
-passport, linked to all its originals, responsibility with the operator who made it. The passport
-view shows those links (``general.lineage``).
+Preparing for re-use, repurposing and remanufacturing are the registry's ``create_successor``
+(Art. 77(6)): a new battery, so a new passport, linked to all its originals, responsibility with the
+operator who made it. The passport view shows those links (``general.lineage``).
 
 Who may write: the battery's manufacturer or its responsible economic operator (static
 attributes), and also its custody holder (condition reports, waste). Every write leaves an event
@@ -259,11 +259,31 @@ def to_waste(session: Session, ref: str, waste_operator: str, *, actor: str | No
 
 
 def recycle(session: Session, ref: str, *, actor: str | None) -> dict[str, Any]:
-    """The battery is recycled: its passport ceases and is archived, read-only, as it stood."""
-    reg = Registry(session)
-    battery = reg.battery(ref)
+    """The battery is recycled: its passport ceases and is archived, read-only, as it stood.
+
+    Here the acting organisation must be the battery's maker, responsible operator or custody
+    holder. A recycling batch's close goes through :func:`recycled_in_batch` instead."""
+    battery = Registry(session).battery(ref)
     org = writer(session, battery, actor, custody=True)
-    reg.change_status(battery.uid, "recycled", actor=org.uid)
+    return _cease(session, battery, org.uid, reason=None)
+
+
+def recycled_in_batch(session: Session, ref: str, actor: str | None) -> dict[str, Any]:
+    """The recycling floor's hook for each battery of a batch that closes (``batteryloop.wiring``).
+
+    Who may close a batch is the recycling face's decision (a recycler's writer, acting for its own
+    organisation); the recycler need not hold the battery's custody in the registry, and a batch
+    closed from the operator's own command line may name no actor. The battery has been dismantled
+    and its ``recycled`` event appended; the batch's figures are frozen before this is called, so
+    the archived passport carries what was recovered from the battery."""
+    battery = Registry(session).battery(ref)
+    return _cease(session, battery, actor, reason="recycled in a recycling batch")
+
+
+def _cease(session: Session, battery: Battery, actor: str | None, *,
+           reason: str | None) -> dict[str, Any]:
+    reg = Registry(session)
+    reg.change_status(battery.uid, "recycled", actor=actor, reason=reason)
     session.refresh(battery)
     passport = build(session, battery)
     now = datetime.now(UTC)
@@ -271,9 +291,10 @@ def recycle(session: Session, ref: str, *, actor: str | None) -> dict[str, Any]:
     record = record_of(session, battery)
     if record is None:
         empty = canonical.dumps({}).decode()
+        by = reg.organisation(actor).id if actor else None
         record = PassportRecord(battery_id=battery.id, attributes=empty,
                                 digest=sha256(empty.encode()).hexdigest(), version=0,
-                                created_at=now, updated_at=now, updated_by_id=org.id)
+                                created_at=now, updated_at=now, updated_by_id=by)
         session.add(record)
     record.archived = canonical.dumps(passport.as_dict()).decode()
     record.archived_at = now

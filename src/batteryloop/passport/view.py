@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from batteryloop.accounts.tiers import refusal
 from batteryloop.accounts.viewer import Viewer
 from batteryloop.errors import BatteryloopError, NotFound
 from batteryloop.health.assess import EVENT as HEALTH_EVENT
+from batteryloop.passport import circularity, computed
 from batteryloop.passport.attributes import (
     Attribute,
     attribute,
@@ -50,7 +52,7 @@ class Value:
     """One attribute's value in its Battery Pass form, with where it came from."""
 
     value: Any
-    source: str  # static | registry | ledger
+    source: str  # static | registry | ledger | computed (passport/computed.py: no declared value)
     updated_at: str | None = None
     by: dict[str, str] | None = None  # the originator: organisation uid and name
     measurement: dict[str, Any] | None = None  # method, interval, unit, date, test or model
@@ -185,11 +187,13 @@ def _health_values(event: dict[str, Any], b: Battery) -> dict[str, tuple[Any, di
 
 
 def _ledger_values(session: Session, reg: Registry, b: Battery) -> dict[str, Value]:
-    """Status, operator, putting into service, SOH and condition reports, from the chain."""
+    """Status, operator, putting into service, SOH, condition reports, dismantling and recycling,
+    from the chain."""
     out: dict[str, Value] = {}
     events = reg.history(b.uid)
     status_at = responsible_at = None
     negative: list[dict[str, Any]] = []
+    recycling_seen: dict[str, tuple[str, dict[str, str] | None]] = {}
     for e in events:
         by = {"uid": e["actor"], "name": e["actor_name"]} if e["actor"] else None
         when = e["occurred_at"]
@@ -218,6 +222,10 @@ def _ledger_values(session: Session, reg: Registry, b: Battery) -> dict[str, Val
                     out[attr_id] = Value(list(negative), "ledger", at, by, m or None)
                 else:
                     out[attr_id] = Value(item["value"], "ledger", at, by, m or None)
+        elif etype in circularity.EVENTS:
+            recycling_seen[etype] = (when, by)
+    for attr_id, (value, (when, by)) in circularity.values(session, b, recycling_seen).items():
+        out[attr_id] = Value(value, "ledger", when, by)
     out["general.battery_status"] = Value(b.eu_status, "ledger", status_at)
     responsible = session.get(Organisation, b.responsible_id) if b.responsible_id else None
     operator = contact_of(session, responsible)
@@ -260,6 +268,8 @@ def build(session: Session, battery: Battery) -> Passport:
     values = _static_values(record, battery)
     values.update(_registry_values(session, battery, orgs))
     values.update(_ledger_values(session, reg, battery))
+    for attr_id, (value, m) in computed.values(battery, values).items():  # where none is declared
+        values[attr_id] = Value(value, computed.SOURCE, measurement=m)
     order = list(table())
     ordered = {k: values[k] for k in sorted(values, key=order.index)}
     return Passport(battery.uid, battery.kind, lifecycle().state(battery.state).read_only,
@@ -324,13 +334,14 @@ def read(session: Session, ref: str, viewer: Viewer, *, path: str,
 
 def read_attribute(session: Session, ref: str, attr_id: str, viewer: Viewer, *,
                    path: str) -> tuple[Attribute, Value]:
-    """One attribute: 403 when the viewer's tier does not reach it, whether or not it has a value
-    (so the answer says nothing about the data); 404 only to those who may see it."""
+    """One attribute: 401 (anonymous) or 403 (signed in) when the viewer's tier does not reach it,
+    whether or not it has a value (so the answer says nothing about the data); 404 only to those
+    who may see it."""
     attr = attribute(attr_id)
     battery = Registry(session).battery(ref)
     who = _for_battery(session, viewer, battery)
-    if not who.may_see(attr.tier):
-        raise Forbidden(f"attribute '{attr_id}' needs the '{attr.tier}' access tier")
+    if not who.may_see(attr.tier):  # 401 anonymous (sign in), 403 signed in
+        raise refusal(who, attr.tier, f"attribute '{attr_id}'")
     shown = read(session, ref, viewer, path=path, only=[attr_id])
     if attr_id not in shown.values:
         raise NotFound(f"attribute '{attr_id}' has no value in this passport")
@@ -350,13 +361,12 @@ def search(session: Session, viewer: Viewer, *, q: str | None = None,
            limit: int = 50, offset: int = 0, path: str) -> dict[str, Any]:
     """Passports matching identifiers and filters, each as the viewer may see it.
 
-    A filter on an attribute the viewer may not read is refused (403), whatever it would match:
+    A filter on an attribute the viewer may not read is refused (401/403), whatever it would match:
     otherwise the result count alone would disclose the attribute.
     """
     for name, value in (("category", category), ("chemistry", chemistry), ("status", status)):
         if value is not None and not viewer.may_see(table()[_FILTERS[name]].tier):
-            raise Forbidden(f"filtering on {name} needs the "
-                            f"'{table()[_FILTERS[name]].tier}' access tier")
+            raise refusal(viewer, table()[_FILTERS[name]].tier, f"filtering on {name}")
     stmt = select(Battery)
     if q:
         like = f"%{q.strip()}%"

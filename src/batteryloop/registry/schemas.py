@@ -11,6 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 Kind = Literal["pack", "module", "cell"]
+# Art. 77(6) of Regulation (EU) 2023/1542: preparing for re-use, repurposing and remanufacturing
+# each give the battery a new passport linked to its originals (lifecycle.toml, initial states).
+SecondLife = Literal["reused", "repurposed", "remanufactured"]
+SECOND_LIFE: tuple[str, ...] = ("reused", "repurposed", "remanufactured")
 
 
 class _In(BaseModel):
@@ -70,9 +74,10 @@ class TransferIn(_In):
 
 
 class SuccessorIn(_In):
-    """A repurposed or remanufactured battery: a new identity made from source batteries."""
+    """A re-used, repurposed or remanufactured battery: a new identity (so a new passport) made
+    from source batteries, linked to all of them (Art. 77(6))."""
 
     sources: list[str] = Field(min_length=1)
-    relation: Literal["repurposed", "remanufactured"]
+    relation: SecondLife
     battery: BatteryIn
     actor: str | None = None

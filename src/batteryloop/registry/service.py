@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -235,6 +235,17 @@ class Registry:
         query: str | None = None, limit: int = 50, offset: int = 0,
     ) -> tuple[list[Battery], int]:
         """A page of batteries and the total that match."""
+        stmt = self.battery_filter(state=state, chemistry=chemistry, kind=kind, query=query)
+        total = self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        page = self.session.scalars(stmt.order_by(Battery.id).limit(limit).offset(offset))
+        return list(page), total
+
+    @staticmethod
+    def battery_filter(
+        *, state: str | None = None, chemistry: str | None = None, kind: str | None = None,
+        query: str | None = None,
+    ) -> Select[tuple[Battery]]:
+        """The batteries that match, as a statement other stages can narrow further (grades)."""
         stmt = select(Battery)
         if state:
             stmt = stmt.where(Battery.state == state)
@@ -251,9 +262,7 @@ class Registry:
                     Battery.id.in_(select(Identifier.battery_id).where(Identifier.value.like(like))),
                 )
             )
-        total = self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        page = self.session.scalars(stmt.order_by(Battery.id).limit(limit).offset(offset))
-        return list(page), total
+        return stmt
 
     # --- events --------------------------------------------------------------------------------
     def append(
@@ -326,7 +335,8 @@ class Registry:
 
     # --- lineage -------------------------------------------------------------------------------
     def create_successor(self, data: SuccessorIn) -> Battery:
-        """Register a repurposed or remanufactured battery with a new identity, linked to all sources.
+        """Register a re-used, repurposed or remanufactured battery with a new identity (a new
+        passport, Art. 77(6)), linked to all sources.
 
         Each source moves to the same status (if its lifecycle allows) and records its successor;
         responsibility for the new battery lies with the operator who made it (Art. 77(6)).
@@ -336,15 +346,24 @@ class Registry:
         if data.actor and not spec.owner:
             spec = spec.model_copy(update={"owner": data.actor})
         child = self.register(spec, actor=data.actor)
-        for source in sources:
+        actor = self._actor(data.actor)
+        actor_id = actor.id if actor else None
+        drafts: list[Draft] = []
+        for source in sources:  # every check before anything is written
             if source.state != data.relation:
-                self.change_status(source.uid, data.relation, actor=data.actor)
-            self.session.add(Lineage(child_id=child.id, parent_id=source.id, relation=data.relation))
-            self.append(source.uid, "lineage-linked",
-                        {"successor": child.uid, "relation": data.relation}, actor=data.actor)
+                lifecycle().check(source.state, data.relation)
+                drafts.append(Draft(source.id, "status-changed",
+                                    {"from": source.state, "to": data.relation}, actor_id))
+            drafts.append(Draft(source.id, "lineage-linked",
+                                {"successor": child.uid, "relation": data.relation}, actor_id))
+        drafts.append(Draft(child.id, "lineage-linked",
+                            {"sources": [s.uid for s in sources], "relation": data.relation},
+                            actor_id))
+        self.session.add_all(
+            Lineage(child_id=child.id, parent_id=s.id, relation=data.relation) for s in sources
+        )
         self.session.flush()
-        self.append(child.uid, "lineage-linked",
-                    {"sources": [s.uid for s in sources], "relation": data.relation}, actor=data.actor)
+        ledger.append(self.session, drafts)  # one locked, ordered write for all the sources
         return child
 
     def lineage(self, ref: str, *, depth: int = 10) -> dict[str, Any]:

@@ -86,7 +86,8 @@ class _Chain:
         return self.breach
 
 
-def verify(session: Session, *, batch: int = 20_000) -> Report:
+def verify(session: Session, *, batch: int = 20_000, battery_id: int | None = None) -> Report:
+    """Check every chain, or only one battery's (``battery_id``: a page showing one history)."""
     report = Report()
     started = time.perf_counter()
     orgs = Organisations(session)
@@ -103,6 +104,8 @@ def verify(session: Session, *, batch: int = 20_000) -> Report:
         .order_by(Battery.id, Event.seq)
         .execution_options(yield_per=batch)
     )
+    if battery_id is not None:
+        stmt = stmt.where(Battery.id == battery_id)
     chain: _Chain | None = None
     for (
         bid, buid, head_seq, head_hash, state, eu, owner, resp,

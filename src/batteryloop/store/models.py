@@ -298,3 +298,106 @@ class PassportContact(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
     contact: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RecyclingBatch(Base):
+    """A recycler's batch: dismantled batteries fed to one process route, and what came out.
+
+    ``route_spec`` is the route exactly as it ran (canonical JSON: recoveries, reagents, energy,
+    overrides and the data file's SHA-256); ``result`` the balance, compliance and economics frozen
+    when the batch was closed.
+    """
+
+    __tablename__ = "recycling_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)  # the recycler's batch number
+    route: Mapped[str] = mapped_column(String(32))
+    route_spec: Mapped[str] = mapped_column(Text)
+    recycler_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    processed_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12))  # open | closed
+    outputs_basis: Mapped[str | None] = mapped_column(String(12))  # measured | modelled
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Dismantling(Base):
+    """One battery taken apart and its fractions weighed (the ``dismantled`` ledger event)."""
+
+    __tablename__ = "dismantlings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    battery_id: Mapped[int] = mapped_column(ForeignKey("batteries.id"), unique=True)
+    dismantler_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    dismantled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    weighed_mass_kg: Mapped[float] = mapped_column(Float)
+    chemistry: Mapped[str] = mapped_column(String(32))
+    modules: Mapped[int | None] = mapped_column(Integer)
+    cells: Mapped[int | None] = mapped_column(Integer)
+    event_seq: Mapped[int] = mapped_column(Integer)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("recycling_batches.id"), index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DismantledFraction(Base):
+    """One weighed fraction of a dismantling (black mass, foils, casings, housing...)."""
+
+    __tablename__ = "dismantled_fractions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dismantling_id: Mapped[int] = mapped_column(ForeignKey("dismantlings.id"), index=True)
+    fraction: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(8))  # pack | module | cell
+    material: Mapped[str | None] = mapped_column(String(32))  # NULL: make-up from the chemistry
+    mass_kg: Mapped[float] = mapped_column(Float)
+
+
+class RecyclingOutput(Base):
+    """An output stream of a batch, per constituent: product, residue or loss, in kg."""
+
+    __tablename__ = "recycling_outputs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("recycling_batches.id"), index=True)
+    stream: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(12))  # product | residue | loss
+    constituent: Mapped[str] = mapped_column(String(32))
+    mass_kg: Mapped[float] = mapped_column(Float)
+
+
+class FactoryAlarm(Base):
+    """One entry of a recovery line's alarm log: an alarm raised, cleared or acknowledged.
+
+    Rows are only ever inserted (the database refuses UPDATE and DELETE); an alarm's state is read
+    from its entries. ``occurrence_id`` ties a clear or an acknowledgement to the entry that
+    raised the alarm, and each occurrence is cleared and acknowledged at most once. ``at`` is the
+    time in the data (the grid point where the rule changed state), ``recorded_at`` the wall clock.
+    """
+
+    __tablename__ = "factory_alarms"
+    __table_args__ = (
+        UniqueConstraint("occurrence_id", "kind", name="uq_factory_alarms_occurrence_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    line: Mapped[str] = mapped_column(String(64))
+    alarm: Mapped[str] = mapped_column(String(200))  # rule id, or "rule id:tag"
+    rule: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # raised | cleared | acknowledged
+    occurrence_id: Mapped[int | None] = mapped_column(ForeignKey("factory_alarms.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(12))
+    message: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+Index("ix_factory_alarms_line_alarm", FactoryAlarm.line, FactoryAlarm.alarm)
+Index("ix_factory_alarms_line_at", FactoryAlarm.line, FactoryAlarm.at)

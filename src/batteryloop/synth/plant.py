@@ -42,8 +42,14 @@ def _working_days_later(start: datetime, days: int) -> datetime:
     return current
 
 
-def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122) -> str:
-    """Seed once; a database that already has organisations is left as it is."""
+def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122,
+         until_collection: bool = False) -> str:
+    """Seed once; a database that already has organisations is left as it is.
+
+    ``until_collection``: the back-filled histories of retired packs end when the collection
+    outlet takes them; testing, grading, routes and recycling are then left to the real services
+    (``synth.pipeline``). Without it every pack's whole story is back-filled (a quick registry for
+    tests of the pages)."""
     if session.scalar(select(func.count()).select_from(Organisation)):
         return "demo data already present: nothing seeded"
     rng = random.Random(rng_seed)
@@ -58,7 +64,8 @@ def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122) -> str
         code = gbt34014.compose("NDW", "pack", letter, "A1", f"{rng.randrange(10**7):07d}", made,
                                 f"{n:07d}")
         specs.append(BatteryIn(
-            code=code, chemistry=chem, rated_capacity_ah=ah * 2, rated_energy_wh=ah * volts * modules / 2,
+            code=code, chemistry=chem, rated_capacity_ah=ah * 2,
+            rated_energy_wh=ah * volts * modules,  # modules/2 in series, two strings in parallel
             nominal_voltage_v=volts * modules / 2, mass_kg=round(kg * modules * 1.35, 1),
             manufacturer=maker.uid, manufacturing_place="Ningde, Fujian, CN",
         ))
@@ -72,7 +79,7 @@ def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122) -> str
     batteries = reg.register_many(specs, actor=maker.uid)
     pack_rows = [b for b in batteries if b.kind == "pack"]
     drafts: list[Draft] = []
-    fates = {"in_service": 0, "repurposed": 0, "recycled": 0, "graded": 0}
+    fates = {"in_service": 0, "repurposed": 0, "recycled": 0, "graded": 0, "collected": 0}
     for battery in pack_rows:
         made = datetime.combine(battery.manufactured_on, datetime.min.time(), UTC)
         vehicle = orgs[rng.choice(["Yangtze Motors", "Rhein Automobil"])]
@@ -116,6 +123,9 @@ def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122) -> str
         outlet = orgs["Green Loop Collection"]
         hand(outlet, vehicle, t)
         move("collected", outlet, t, 30)
+        if until_collection:
+            fates["collected"] += 1
+            continue
         grader = orgs["Second Wind Storage"]
         t += timedelta(days=rng.randint(5, 40))
         hand(grader, outlet, t)
@@ -143,7 +153,10 @@ def seed(session: Session, *, packs: int = 300, rng_seed: int = 20261122) -> str
             fates["graded"] += 1
     drafts.sort(key=lambda d: (d.battery_id, d.occurred_at))
     ledger.append(session, drafts)
-    return (f"seeded {len(orgs)} organisations, {len(pack_rows)} packs with {len(batteries) - len(pack_rows)} "
-            f"modules and {len(drafts) + len(batteries)} ledger events; packs in service "
-            f"{fates['in_service']}, repurposed {fates['repurposed']}, recycled {fates['recycled']}, "
+    made = (f"seeded {len(orgs)} organisations, {len(pack_rows)} packs with "
+            f"{len(batteries) - len(pack_rows)} modules and {len(drafts) + len(batteries)} ledger "
+            f"events; packs in service {fates['in_service']}, ")
+    if until_collection:
+        return made + f"collected and waiting for testing {fates['collected']}"
+    return (made + f"repurposed {fates['repurposed']}, recycled {fates['recycled']}, "
             f"graded and waiting {fates['graded']}")

@@ -1,19 +1,16 @@
 """Server-rendered passport pages: the public page a battery's QR code resolves to, and search.
 
 Every page reads through ``passport.view`` (``read`` / ``search``), so it shows each reader what
-their Annex XIII tier allows and nothing more; a signed-in caller (bearer token) of a higher tier
-sees more on the same URL. No external assets: the stylesheet is inlined from the package.
+their Annex XIII tier allows and nothing more; a signed-in caller of a higher tier (bearer token,
+or the session cookie of /login: web/signin.py) sees more on the same URL. No external assets: the stylesheet is inlined from the package.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from batteryloop.accounts.viewer import PUBLIC, Viewer
@@ -22,23 +19,11 @@ from batteryloop.api.routes import passport as passport_api
 from batteryloop.errors import BatteryloopError
 from batteryloop.passport import qr, view
 from batteryloop.passport.attributes import categories
+from batteryloop.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 Db = Annotated[Session, Depends(session)]
 Who = Annotated[Viewer, Depends(passport_api.current_viewer)]
-
-_TIER_LABELS = {"public": "public", "legitimate_interest": "legitimate interest",
-                "authority": "notified bodies, market surveillance and the Commission"}
-
-
-def _number(value: float) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return str(value)
-    return f"{value:.10g}" if isinstance(value, float) else str(value)
-
-
-templates.env.globals.update(number=_number, tier_label=lambda t: _TIER_LABELS.get(t, t))
 
 
 def _error(request: Request, exc: BatteryloopError, tier: str) -> HTMLResponse:
@@ -86,5 +71,10 @@ def passport_qr(request: Request, ref: str, db: Db, _who: Who) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Mount the pages (no prefix)."""
+    """Mount the pages (no prefix): the passport pages here, the stage pages, the static assets."""
+    from batteryloop.web import assets, pages, signin
+
     app.include_router(router)
+    signin.install(app)  # /login, /logout, session cookies and CSRF tokens
+    pages.install(app)
+    assets.install(app)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response,
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from batteryloop.api.pagination import Paged
 from batteryloop.accounts import audit
 from batteryloop.accounts.errors import Forbidden, Unauthorized
 from batteryloop.accounts.service import Accounts, Principal, parse_duration
@@ -90,7 +91,7 @@ def me(who: Who) -> dict[str, Any]:
 
 # --- users ----------------------------------------------------------------------------------------
 @router.get("/users")
-def list_users(who: Who, db: Db) -> list[dict[str, Any]]:
+def list_users(page: Paged, who: Who, db: Db) -> list[dict[str, Any]]:
     """All users (admins and authority-tier viewers)."""
     if not who.authenticated:
         raise Unauthorized()
@@ -98,7 +99,7 @@ def list_users(who: Who, db: Db) -> list[dict[str, Any]]:
         raise Forbidden("this needs the admin role or the 'authority' tier",
                         error="insufficient_scope")
     accounts = Accounts(db)
-    return [accounts.describe_user(u) for u in accounts.users()]
+    return page([accounts.describe_user(u) for u in accounts.users()])
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
@@ -134,7 +135,7 @@ def _signed_in(who: Principal) -> str:
 
 
 @router.get("/tokens")
-def list_tokens(
+def list_tokens(page: Paged,
     who: Who, db: Db, user: Annotated[str | None, Query(description="admin only")] = None,
 ) -> list[dict[str, Any]]:
     """The caller's API tokens (never their secrets)."""
@@ -142,7 +143,7 @@ def list_tokens(
     if user is not None and user.lower() != name and not who.may("admin"):
         raise Forbidden("only an admin lists other users' tokens", error="insufficient_scope")
     accounts = Accounts(db)
-    return [accounts.describe_token(t) for t in accounts.tokens(user or name)]
+    return page([accounts.describe_token(t) for t in accounts.tokens(user or name)])
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED)

@@ -3,6 +3,10 @@
 An upload is written to a temporary folder under its own (sanitised) file name, so format
 detection sees the real suffix and the stored metadata the real name; the temporary copy is gone
 when the request ends. A file no reader accepts is a 422 problem naming the file, never a 500.
+
+Tester data is data from the use of an individual battery (Annex XIII point 4): read at the
+legitimate-interest tier or on one's own batteries (passport/data/records.toml); uploaded by a
+signed-in writer for its own organisation.
 """
 
 from __future__ import annotations
@@ -14,14 +18,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
 
+from batteryloop.api.pagination import Paged
+from batteryloop.accounts.service import Principal
+from batteryloop.accounts.viewer import Viewer
+from batteryloop.api import auth
 from batteryloop.api.deps import Db, database
 from batteryloop.errors import BatteryloopError, ValidationFailed
+from batteryloop.passport import records
 from batteryloop.settings import get_settings
 from batteryloop.store import Database
 
 router = APIRouter(tags=["cycling"])
+Who = Annotated[Viewer, Depends(auth.viewer)]
+Writer = Annotated[Principal, Depends(auth.require_writer)]
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ +()-]+")
 
@@ -69,6 +80,7 @@ def upload_test(
     ref: str,
     request: Request,
     response: Response,
+    who: Writer,
     file: Annotated[UploadFile, File(description="a battery-tester file (any supported format)")],
     actor: Annotated[str | None, Form(description="acting organisation (uid or name)")] = None,
     strict: Annotated[bool, Form(description="reject a file whose last line is cut short")] = True,
@@ -76,7 +88,6 @@ def upload_test(
     """Store a tester file as a test of this battery (201), or say it is already stored (200)."""
     from batteryloop.cycling import storage
     from batteryloop.cycling.ingest import Rejected, parse, tidy, warnings_of
-    from batteryloop.registry.service import Registry
 
     db: Database = database(request)
     limit = get_settings().max_upload_bytes
@@ -84,8 +95,10 @@ def upload_test(
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise UploadTooLarge(f"upload is larger than the limit of {limit:,} bytes "
                              "(max_upload_bytes)")
-    with db.session() as s:
-        battery_uid = Registry(s).battery(ref).uid  # 404 before reading the upload
+    with db.session() as s:  # 404, or 401/403, before reading the upload
+        actor = auth.acting_organisation(s, who, actor)
+        battery_uid = records.require(s, who.viewer, "tests", ref, path=request.url.path,
+                                      audit=False).uid
     folder = Path(tempfile.mkdtemp(prefix="batteryloop-upload-"))
     try:
         path = _save(file, folder, limit)
@@ -103,29 +116,32 @@ def upload_test(
 
 
 @router.get("/batteries/{ref}/tests")
-def list_tests(ref: str, db: Db) -> list[dict[str, Any]]:
+def list_tests(page: Paged, ref: str, db: Db, who: Who, request: Request) -> list[dict[str, Any]]:
     """The stored tests linked to a battery, oldest first."""
     from batteryloop.cycling import storage
 
-    return storage.tests_of(db, ref)
+    battery = records.require(db, who, "tests", ref, path=request.url.path)
+    return page(storage.tests_of(db, battery.uid))
 
 
 @router.get("/tests/{sha256}")
-def show_test(sha256: str, db: Db) -> dict[str, Any]:
+def show_test(sha256: str, db: Db, who: Who, request: Request) -> dict[str, Any]:
     """A stored test: its row and its Parquet metadata (tester, channel, normalisations...)."""
     from batteryloop.cycling import storage
 
-    return storage.show(db, sha256)
+    row = records.stored_test(db, sha256, who, path=request.url.path)
+    return storage.show(db, row.sha256)
 
 
 @router.get("/tests/{sha256}/cycles")
-def test_cycles(sha256: str, db: Db) -> list[dict[str, Any]]:
+def test_cycles(page: Paged, sha256: str, db: Db, who: Who, request: Request) -> list[dict[str, Any]]:
     """One row per cycle: capacities, energies, efficiencies, voltages."""
     import polars as pl
 
     from batteryloop.cycling import storage
 
-    df, _ = storage.load(db, sha256)
+    row = records.stored_test(db, sha256, who, path=request.url.path)
+    df, _ = storage.load(db, row.sha256)
     summary = storage.summarise(df)
     if summary is None:
         raise SummaryUnavailable("per-cycle summary is not available in this build "
@@ -133,4 +149,4 @@ def test_cycles(sha256: str, db: Db) -> list[dict[str, Any]]:
     floats = [c for c, t in summary.schema.items() if t.is_float()]
     if floats:
         summary = summary.with_columns(pl.col(floats).fill_nan(None))
-    return summary.to_dicts()
+    return page(summary.to_dicts())

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from batteryloop.api.pagination import Paged
 from batteryloop.accounts.viewer import PUBLIC, Viewer
 from batteryloop.api import problems
 from batteryloop.api.deps import Db
@@ -107,9 +108,9 @@ class ContactIn(_In):
 
 
 @router.get("/passport-attributes")
-def attribute_table() -> list[dict[str, Any]]:
+def attribute_table(page: Paged) -> list[dict[str, Any]]:
     """Every attribute: category, Battery Pass path, Annex XIII tier and basis, source."""
-    return service.attribute_table()
+    return page(service.attribute_table())
 
 
 @router.get("/passports")

@@ -13,6 +13,12 @@
     a.summary()
 
     regroup.deepsort_study(shared)   # do groups keep cells that age alike together?
+
+Over the registry (numbers from each battery's ledger, results back into it):
+
+    regroup.plan(session, refs, "14S4P")                     # what would be built; writes nothing
+    regroup.commit(session, refs, "14S4P", actor="Lab")      # new packs, lineage, `regrouped`
+    regroup.cluster_batteries(session, refs, method="gmm", target_range=0.3)
 """
 
 from batteryloop.grading.regroup.assembly import (
@@ -36,10 +42,13 @@ from batteryloop.grading.regroup.features import (
     deepsort_trajectories,
     pulsebat_cells,
 )
+from batteryloop.grading.regroup.service import Clustering, Layout, commit, plan
+from batteryloop.grading.regroup.service import cluster as cluster_batteries
 from batteryloop.grading.regroup.validation import deepsort_study, outcome_spread
 
 __all__ = [
-    "METHODS", "Assignment", "assemble", "cluster", "compare", "dcir_from_pulses", "deepsort_cells",
-    "deepsort_outcomes", "deepsort_study", "deepsort_trajectories", "evaluate", "feature_matrix",
-    "outcome_spread", "pack_upper_bound", "pulsebat_cells", "regroup_packs", "score",
+    "METHODS", "Assignment", "Clustering", "Layout", "assemble", "cluster", "cluster_batteries",
+    "commit", "compare", "dcir_from_pulses", "deepsort_cells", "deepsort_outcomes", "deepsort_study",
+    "deepsort_trajectories", "evaluate", "feature_matrix", "outcome_spread", "pack_upper_bound",
+    "plan", "pulsebat_cells", "regroup_packs", "score",
 ]

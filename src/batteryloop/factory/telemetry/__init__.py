@@ -1,0 +1,1 @@
+"""Plant telemetry: the MQTT scheme, historian CSV import, screening, quarantine, Parquet store."""
