@@ -71,3 +71,13 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None] | None = None) 
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
     else:
         render(data)
+
+
+@contextmanager
+def working(what: str, *, quiet: bool = False) -> Iterator[None]:
+    """A spinner with the elapsed time on stderr while long work runs (none for --json output)."""
+    if quiet:
+        yield
+        return
+    with Console(stderr=True).status(f"{what}...", spinner="dots"):
+        yield

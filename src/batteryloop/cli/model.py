@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from batteryloop.cli.common import console, emit, fail, guarded, unit_of_work
+from batteryloop.cli.common import console, emit, fail, guarded, unit_of_work, working
 
 JSON = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ROOT = Annotated[Optional[Path], typer.Option(
@@ -65,9 +65,10 @@ def train(
     """Train on the shared data, score on held-out cells, save the artefact with its card."""
     from batteryloop.health import model_store
 
-    result = model_store.train(kind, data=data, root=root, method=method, types=types,
-                               features=features, route=route, model=model, repeats=repeats,
-                               alpha=alpha, write_report=report)
+    with working(f"training {kind} on held-out splits", quiet=as_json):
+        result = model_store.train(kind, data=data, root=root, method=method, types=types,
+                                   features=features, route=route, model=model, repeats=repeats,
+                                   alpha=alpha, write_report=report)
     emit(result, as_json, _render_trained)
 
 
@@ -85,7 +86,8 @@ def evaluate(
     its report (markdown + self-contained HTML)."""
     from batteryloop.health import model_store
 
-    result = model_store.evaluate(name, version, data=data, root=root, out=out)
+    with working(f"evaluating {name} on held-out cells", quiet=as_json):
+        result = model_store.evaluate(name, version, data=data, root=root, out=out)
     emit(result, as_json, _render_trained)
 
 

@@ -134,7 +134,8 @@ class Reader:
                    Battery.responsible_id == self.org_id)
 
 
-def _audit(session: Session, reads: Iterable[tuple[Viewer, str, list[str]]], path: str) -> None:
+def audit_reads(session: Session, reads: Iterable[tuple[Viewer, str, list[str]]], path: str) -> None:
+    """Record restricted reads in the caller's unit of work: one write per viewer."""
     from batteryloop.accounts.audit import record_reads
 
     by_viewer: dict[Viewer, list[tuple[str, list[str]]]] = {}
@@ -175,7 +176,7 @@ def battery(session: Session, ref: str, viewer: Viewer, *, path: str) -> dict[st
     found = reg.battery(ref)
     who = Reader(session, viewer).of(found)
     shown, withheld, audited = _shown(reg.describe(found.uid), who)
-    _audit(session, [(who, found.uid, audited)], path)
+    audit_reads(session, [(who, found.uid, audited)], path)
     return {**shown, "viewer_tier": who.tier, "withheld": withheld}
 
 
@@ -228,7 +229,7 @@ def batteries(
         shown, _, audited = _shown(Registry.brief(found) | {"chemistry": found.chemistry}, who)
         items.append(shown)
         reads.append((who, found.uid, audited))
-    _audit(session, reads, path)
+    audit_reads(session, reads, path)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -247,7 +248,7 @@ def require(session: Session, viewer: Viewer, name: str, ref: str, *, path: str,
     if not who.may_see(rule.tier):
         raise _refuse(who, rule)
     if audit and rule.tier != "public":
-        _audit(session, [(who, found.uid, [rule.audit_name])], path)
+        audit_reads(session, [(who, found.uid, [rule.audit_name])], path)
     return found
 
 
@@ -259,7 +260,7 @@ def permits(session: Session, viewer: Viewer, name: str, battery: Battery, *, pa
     if not who.may_see(rule.tier):
         return False
     if rule.tier != "public":
-        _audit(session, [(who, battery.uid, [rule.audit_name])], path)
+        audit_reads(session, [(who, battery.uid, [rule.audit_name])], path)
     return True
 
 
@@ -301,7 +302,7 @@ def stored_test(session: Session, ref: str, viewer: Viewer, *, path: str) -> Cyc
     if not who.may_see(rule.tier):
         raise _refuse(viewer, rule)
     if owner is not None:
-        _audit(session, [(who, owner.uid, [rule.audit_name])], path)
+        audit_reads(session, [(who, owner.uid, [rule.audit_name])], path)
     return row
 
 

@@ -11,7 +11,6 @@ may read the records it writes; that organisation is the actor of every event it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -47,16 +46,7 @@ def narrowed(where: Where) -> ColumnElement[bool] | None:
     return None if where is True or where is False else where
 
 
-def audit(session: Session, reads: Iterable[tuple[Viewer, str, list[str]]], path: str) -> None:
-    """Record the restricted reads a page shows, in its unit of work (one write per viewer)."""
-    from batteryloop.accounts.audit import record_reads
-
-    by_viewer: dict[Viewer, list[tuple[str, list[str]]]] = {}
-    for who, uid, names in reads:
-        if names:
-            by_viewer.setdefault(who, []).append((uid, names))
-    for who, items in by_viewer.items():
-        record_reads(session, who, items, path)
+audit = records.audit_reads  # the restricted reads a page shows, recorded in its unit of work
 
 
 def annotate(session: Session, reader: records.Reader, items: list[dict[str, Any]], *,
