@@ -84,3 +84,26 @@ def test_bad_input_is_one_line_naming_the_field(plant, args, fragment) -> None: 
     line = " ".join(err.split())
     assert code == 1 and line.startswith("error:") and "Traceback" not in err
     assert fragment in line
+
+
+def test_the_plant_hours_feed_the_ghg_inventory(tmp_path: Path) -> None:
+    """KPIs -> the day's inventory period -> ISO 14064 lines: the energy and NMP are the plant's."""
+    from typer.testing import CliRunner
+
+    from batteryloop.cli.main import app
+
+    csv = _hourly_csv(tmp_path / "hours.csv")
+    r = CliRunner().invoke(app, ["carbon", "inventory", "--plant-hours", str(csv), "--grid", "CN",
+                                 "--json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["period"] == "2025-03-03"
+    lines = [line for c in d["categories"].values() for line in c["lines"]]
+    electricity = next(x for x in lines if x["source"].startswith("electricity, location-based"))
+    assert electricity["activity"] == pytest.approx((75.0 + 70.0) * 24)  # fans + chiller, kW x h
+    assert electricity["kg_co2e"] == pytest.approx(electricity["activity"] * electricity["factor"])
+    heat = next(x for x in lines if x["source"].startswith("purchased heat"))
+    assert heat["activity"] == pytest.approx((90.0 + 80.0) * 24)  # reboiler + rotor heater
+    r = CliRunner().invoke(app, ["carbon", "inventory", "--plant-hours", str(csv), "--day",
+                                 "2025-03-09"])
+    assert r.exit_code != 0 and "2025-03-09" in r.stderr + r.stdout

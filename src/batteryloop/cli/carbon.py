@@ -173,6 +173,19 @@ def claim_(
     emit(check_claim(saving_t, share, footprint_range=rng, grid=grid), as_json, _render_claim)
 
 
+def _plant_day(hourly: Path, day: str | None) -> Any:
+    """The factory's own inventory period (energy, NMP make-up and emitted) for one production day."""
+    from batteryloop.cli.factory import kpis_of_file
+    from batteryloop.factory.inventory import factory_periods
+
+    days = [p for p in factory_periods(kpis_of_file(hourly, None, None, None, None), "day")
+            if day is None and p.hours_complete == p.hours or p.label == day]
+    if not days:
+        raise ValidationFailed(f"{hourly}: no {'production day ' + day if day else 'complete day'} "
+                               "in these hours", location="--day")
+    return days[-1]
+
+
 def _read_period(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(2, "no such file", str(path))
@@ -239,6 +252,8 @@ def _render_inventory(d: dict[str, Any]) -> None:
 @guarded
 def inventory_(
     period: Annotated[Optional[Path], typer.Option(help="activity data (JSON or TOML): electricity_kwh, heat_kwh, nmp_makeup_kg, nmp_emitted_kg, label")] = None,
+    plant_hours: Annotated[Optional[Path], typer.Option(help="the NMP unit's hourly tag means (CSV or Parquet, as `plant kpi` reads): the period's energy and NMP come from them")] = None,
+    day: Annotated[Optional[str], typer.Option(help="with --plant-hours: the production day, YYYY-MM-DD (default: the last complete one)")] = None,
     electricity_kwh: Annotated[Optional[float], typer.Option()] = None,
     heat_kwh: Annotated[Optional[float], typer.Option(help="heat or steam used, kWh")] = None,
     heat_on_site: Annotated[bool, typer.Option("--heat-on-site", help="heat is made on site (list its fuel)")] = False,
@@ -258,8 +273,11 @@ def inventory_(
     """The plant's GHG inventory: ISO 14064-1 categories, scopes 1, 2 (location/market), 3."""
     from batteryloop.carbon.ghg_inventory import inventory
 
+    if period and plant_hours:
+        raise ValidationFailed("give --period or --plant-hours, not both", location="--plant-hours")
     data = inventory(
-        _read_period(period) if period else None, electricity_kwh=electricity_kwh, grid=grid,
+        _read_period(period) if period else _plant_day(plant_hours, day) if plant_hours else None,
+        electricity_kwh=electricity_kwh, grid=grid,
         heat_kwh=heat_kwh, heat_source="on_site" if heat_on_site else "purchased",
         fuels=_fuels(fuel), process_emissions=_pairs(gas, "--gas"), contracts=_contracts(contract),
         residual_mix_kg_per_kwh=residual_mix, nmp_makeup_kg=nmp_makeup_kg, nmp_emitted_kg=nmp_emitted_kg,

@@ -97,7 +97,7 @@ def model_(
          _render_model)
 
 
-def _kpis(hourly: Path, shifts: str | None, stack: str | None, workplace: str | None,
+def kpis_of_file(hourly: Path, shifts: str | None, stack: str | None, workplace: str | None,
           line: Path | None) -> Any:
     from batteryloop.factory import kpi
     from batteryloop.factory.hourly import read_hourly
@@ -140,7 +140,7 @@ def kpi_(
 
     if by not in ("day", "shift", "hour"):
         raise ValidationFailed("must be day, shift or hour", location="--by")
-    result = _kpis(hourly, shifts, stack_limit, workplace_limit, line)
+    result = kpis_of_file(hourly, shifts, stack_limit, workplace_limit, line)
     frame = {"day": result.days, "shift": result.shifts, "hour": result.hourly}[by]
     label = {"day": pl.col("day").cast(pl.Utf8),
              "shift": pl.col("day").cast(pl.Utf8) + pl.lit(" ") + pl.col("shift"),
@@ -176,7 +176,7 @@ def report_(
         which = date.fromisoformat(day)
     except ValueError:
         raise ValidationFailed(f"not a date YYYY-MM-DD: '{day}'", location="--day") from None
-    result = _kpis(hourly, shifts, stack_limit, workplace_limit, line)
+    result = kpis_of_file(hourly, shifts, stack_limit, workplace_limit, line)
     data = report.daily(result, which, line=load_line(line).name)
     if pdf is not None:
         pdf.write_bytes(report.daily_pdf(data))
