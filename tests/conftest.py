@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from batteryloop.store import Database, connect
-from shared_data import IN_CI, need
+from shared_data import need
 
 ROOT = Path(__file__).resolve().parents[1]
 

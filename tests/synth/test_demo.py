@@ -85,7 +85,6 @@ def test_every_stage_has_records(plant: dict[str, Any]) -> None:
                  "regrouped", "passport-updated", "dismantled", "recycled"):
         assert events.get(kind, 0) > 0, kind
     with plant["db"].session() as s:
-        packs = s.scalar(select(func.count()).select_from(Battery).where(Battery.kind == "pack"))
         tests = s.scalar(select(func.count()).select_from(CyclerTest))
         # every retired pack and every cell was tested, each test linked by one `tested` event
         assert tests == events["tested"] and tests >= PACKS * 0.8 + CELLS

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from batteryloop.api.deps import Db
@@ -30,7 +30,7 @@ from batteryloop.registry.service import Registry
 from batteryloop.registry.verify import verify
 from batteryloop.store.models import Battery
 from batteryloop.web.pages import lineage, plots
-from batteryloop.web.pages.common import Who, error_page, render
+from batteryloop.web.pages.common import Who, attachment, error_page, render
 
 router = APIRouter(include_in_schema=False)
 DQDV_CYCLES = 3  # first, middle and last full discharge: enough to see the peaks move
@@ -148,10 +148,8 @@ def certificate_pdf(request: Request, ref: str, db: Db, who: Who) -> Response:
         db.rollback()  # no audit entry for a read the page then did not show
         return error_page(request, exc, back=f"/batteries/{ref}")
     name = cert["battery"]["code"] or cert["battery"]["uid"].rsplit(":", 1)[-1]
-    return Response(certificates.pdf(cert), media_type="application/pdf",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="certificate-{name}.pdf"',
-                             "X-Certificate-SHA256": cert["sha256"]})
+    return attachment(certificates.pdf(cert), f"certificate-{name}.pdf",
+                      **{"X-Certificate-SHA256": cert["sha256"]})
 
 
 @router.get("/batteries/{ref}/certificate.json", response_model=None)
@@ -162,5 +160,4 @@ def certificate_json(request: Request, ref: str, db: Db, who: Who) -> Response:
         db.rollback()  # no audit entry for a read the page then did not show
         return error_page(request, exc, back=f"/batteries/{ref}")
     name = cert["battery"]["code"] or cert["battery"]["uid"].rsplit(":", 1)[-1]
-    return JSONResponse(cert, headers={
-        "Content-Disposition": f'attachment; filename="certificate-{name}.json"'})
+    return attachment(cert, f"certificate-{name}.json")

@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from batteryloop.accounts import tiers
 from batteryloop.accounts.service import ANONYMOUS, Principal
-from batteryloop.accounts.viewer import Tier, Viewer
+from batteryloop.accounts.viewer import Tier
 from batteryloop.api import auth
 from batteryloop.errors import BatteryloopError
 from batteryloop.grading import catalogue
@@ -99,3 +99,12 @@ def error_page(request: Request, exc: BatteryloopError, *, back: str | None = No
     return render(request, "error.html", {"title": exc.title, "detail": exc.message,
                                           "location": getattr(exc, "location", None),
                                           "back": back}, status_code=exc.status)
+
+
+def attachment(body: bytes | Any, filename: str, **headers: str) -> Response:
+    """A download the browser saves as ``filename``: PDF bytes as they are, anything else as JSON.
+    Keyword headers are added as given (``**{"X-Certificate-SHA256": ...}``)."""
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', **headers}
+    if isinstance(body, bytes):
+        return Response(body, media_type="application/pdf", headers=headers)
+    return JSONResponse(body, headers=headers)

@@ -29,7 +29,7 @@ from batteryloop.factory.params import load_line
 from batteryloop.factory.tags import load_tags
 from batteryloop.factory.telemetry.store import TelemetryStore
 from batteryloop.web.pages import plots, stage_plots
-from batteryloop.web.pages.common import Who, error_page, render
+from batteryloop.web.pages.common import Who, attachment, error_page, render
 from batteryloop.web.signin import require_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -209,8 +209,7 @@ def report_pdf(request: Request, who: Who, line: ReportLine, day: ReportDay) -> 
         data = _report(who, line, day)
     except BatteryloopError as exc:
         return error_page(request, exc, back=f"/plant?line={line}")
-    return Response(report.daily_pdf(data), media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="nmp-recovery-{line}-{day}.pdf"'})
+    return attachment(report.daily_pdf(data), f"nmp-recovery-{line}-{day}.pdf")
 
 
 @router.get("/plant/report/{day}.json", response_model=None)
@@ -219,8 +218,7 @@ def report_json(request: Request, who: Who, line: ReportLine, day: ReportDay) ->
         data = _report(who, line, day)
     except BatteryloopError as exc:
         return error_page(request, exc, back=f"/plant?line={line}")
-    return JSONResponse(data, headers={
-        "Content-Disposition": f'attachment; filename="nmp-recovery-{line}-{day}.json"'})
+    return attachment(data, f"nmp-recovery-{line}-{day}.json")
 
 
 @router.post("/plant/alarms/{occurrence}/ack", response_model=None,

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from batteryloop.accounts.errors import Forbidden, Unauthorized
 from batteryloop.accounts.service import Principal
@@ -24,7 +24,7 @@ from batteryloop.errors import BatteryloopError, ValidationFailed
 from batteryloop.grading import catalogue as battery_catalogue
 from batteryloop.recycling import catalogue, certificate, compliance, routes, service
 from batteryloop.web.pages import plots, stage_plots
-from batteryloop.web.pages.common import Who, error_page, render
+from batteryloop.web.pages.common import Who, attachment, error_page, render
 from batteryloop.web.signin import require_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -144,9 +144,7 @@ def certificate_json(request: Request, ref: str, db: Db, who: Who) -> Response:
         cert = _certificate(db, ref, who)
     except BatteryloopError as exc:
         return error_page(request, exc, back=f"/recycling/batches/{ref}")
-    return JSONResponse(cert, headers={
-        "Content-Disposition": f'attachment; filename="recycling-{ref}.json"',
-        "X-Certificate-SHA256": cert["sha256"]})
+    return attachment(cert, f"recycling-{ref}.json", **{"X-Certificate-SHA256": cert["sha256"]})
 
 
 @router.get("/recycling/batches/{ref}/certificate.pdf", response_model=None)
@@ -155,9 +153,8 @@ def certificate_pdf(request: Request, ref: str, db: Db, who: Who) -> Response:
         cert = _certificate(db, ref, who)
     except BatteryloopError as exc:
         return error_page(request, exc, back=f"/recycling/batches/{ref}")
-    return Response(certificate.pdf(cert), media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="recycling-{ref}.pdf"',
-        "X-Certificate-SHA256": cert["sha256"]})
+    return attachment(certificate.pdf(cert), f"recycling-{ref}.pdf",
+                      **{"X-Certificate-SHA256": cert["sha256"]})
 
 
 @router.post("/recycling/batches/{ref}/close", response_model=None,
